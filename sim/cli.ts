@@ -1,0 +1,228 @@
+/**
+ * `deno task sim <command>`: run a scenario, or replay a seed up to an event.
+ * Exit codes: 0 all checks passed, 1 a check failed, 2 bad input.
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { MyceliumError } from "../core/errors.ts";
+import { loadScenarioFile, type Scenario } from "./scenario.ts";
+import { type Progress, Simulation } from "./simulation.ts";
+import { buildSummary, formatSummary, replayCommand, writeOutputs } from "./summary.ts";
+
+const HELP = `Mycelium simulator
+
+Usage:
+  deno task sim run <scenario.yaml> [options]
+  deno task sim replay <scenario.yaml> --seed N --event K [options]
+  deno task sim --help
+
+run: runs the scenario, prints a summary table, writes DIR/summary.json, metric
+time series (timeseries.csv), detections.csv, joins.csv, nodes.csv and, with
+--trace, a message trace (trace.jsonl). Exit 0 when every check passes, 1 when
+one fails (the replay command is printed), 2 on bad input.
+
+replay: re-runs the same scenario and seed up to event K and prints the events
+around it (the run is deterministic, so this is exactly what happened).
+
+Options:
+  --seed N           seed (default: the scenario's seed)
+  --out DIR          output directory (default: out/<scenario name>)
+  --set PATH=VALUE   override a scenario field, e.g. --set duration=30s
+                     --set protocol.membership.probeIntervalMs=500
+                     --set nodes[0].count=100 (repeatable; VALUE is YAML)
+  --trace            also write trace.jsonl (every delivered message)
+  --event K          (replay) the event index to stop around
+  --window W         (replay) events to show before and after K (default 20)
+  --quiet            no progress line and no table (summary.json only)
+  -h, --help         this help
+`;
+
+function fail(message: string, code: number): never {
+  console.error(message);
+  Deno.exit(code);
+}
+
+function parseSeed(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 2 ** 32 - 1) {
+    fail(`--seed: expected an integer in [0, 4294967295], got "${v}"`, 2);
+  }
+  return n;
+}
+
+async function load(file: string | undefined, sets: string[]): Promise<Scenario> {
+  if (!file) fail(`missing <scenario.yaml>\n\n${HELP}`, 2);
+  try {
+    return await loadScenarioFile(file, sets);
+  } catch (e) {
+    if (e instanceof MyceliumError) fail(`invalid scenario: ${e.message}`, 2);
+    throw e;
+  }
+}
+
+function build(scenario: Scenario, opts: ConstructorParameters<typeof Simulation>[1]): Simulation {
+  try {
+    return new Simulation(scenario, opts);
+  } catch (e) {
+    if (e instanceof MyceliumError) fail(`invalid scenario: ${e.message}`, 2);
+    throw e;
+  }
+}
+
+/** Progress on a terminal: virtual time, events/s and ETA on one rewritten line. */
+function progressReporter(quiet: boolean) {
+  const tty = Deno.stderr.isTerminal();
+  const start = performance.now();
+  let last = 0;
+  let peakRss = Deno.memoryUsage().rss;
+  const enc = new TextEncoder();
+  const report = (p: Progress) => {
+    peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
+    const now = performance.now();
+    if (quiet || now - last < (tty ? 250 : 10_000)) return;
+    last = now;
+    const wall = (now - start) / 1000;
+    const frac = p.virtualMs / p.durationMs;
+    const eta = frac > 0 ? wall / frac - wall : NaN;
+    const line = `t=${(p.virtualMs / 1000).toFixed(1)}/${(p.durationMs / 1000).toFixed(0)} s  ` +
+      `${(p.events / 1e6).toFixed(2)}M events  ${(p.events / wall / 1e6).toFixed(2)}M ev/s  ` +
+      `ETA ${Number.isFinite(eta) ? eta.toFixed(0) + " s" : "?"}`;
+    Deno.stderr.writeSync(enc.encode(tty ? `\r\x1b[2K${line}` : `${line}\n`));
+  };
+  const done = () => {
+    if (tty && !quiet) Deno.stderr.writeSync(enc.encode("\r\x1b[2K"));
+  };
+  return { report, done, peak: () => peakRss, start };
+}
+
+async function runCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      seed: { type: "string" },
+      out: { type: "string" },
+      set: { type: "string", multiple: true, default: [] },
+      trace: { type: "boolean", default: false },
+      quiet: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const file = positionals[0];
+  const sets = values.set as string[];
+  const scenario = await load(file, sets);
+  const seed = parseSeed(values.seed) ?? scenario.seed;
+  const out = values.out ?? join("out", scenario.name);
+  await Deno.mkdir(out, { recursive: true });
+
+  const traceOn = values.trace || scenario.outputs.trace;
+  const tracePath = join(out, "trace.jsonl");
+  let traceBuf: string[] = [];
+  const flushTrace = () => {
+    if (traceBuf.length) Deno.writeTextFileSync(tracePath, traceBuf.join("\n") + "\n", { append: true });
+    traceBuf = [];
+  };
+  if (traceOn) await Deno.writeTextFile(tracePath, "");
+  const sim = build(scenario, {
+    seed,
+    trace: traceOn
+      ? (line) => {
+        traceBuf.push(line);
+        if (traceBuf.length >= 10_000) flushTrace();
+      }
+      : undefined,
+  });
+
+  const prog = progressReporter(values.quiet);
+  if (!values.quiet) {
+    console.error(`running ${scenario.name}: ${sim.nodes.length} nodes, ${scenario.duration / 1000} s virtual, seed ${seed}`);
+  }
+  sim.run(prog.report);
+  prog.done();
+  if (traceOn) flushTrace();
+  const wallMs = performance.now() - prog.start;
+  const summary = buildSummary(sim, { scenarioFile: file!, sets, wallMs, peakRssBytes: prog.peak() });
+  await writeOutputs(out, sim, summary);
+  if (!values.quiet) {
+    console.log(formatSummary(summary));
+    console.log(`\n  outputs in ${out}/`);
+  }
+  if (!summary.ok) {
+    console.error(`\nFAILED: seed ${seed}${sim.violation ? `, event ${sim.violation.event}` : ""}`);
+    console.error(`replay: ${summary.replay}`);
+    return 1;
+  }
+  return 0;
+}
+
+async function replayCommandRun(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      seed: { type: "string" },
+      set: { type: "string", multiple: true, default: [] },
+      event: { type: "string" },
+      window: { type: "string", default: "20" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const event = Number(values.event);
+  const window = Number(values.window);
+  if (!Number.isInteger(event) || event < 1) fail(`--event: expected a positive integer, got "${values.event}"`, 2);
+  if (!Number.isInteger(window) || window < 0) fail(`--window: expected an integer >= 0, got "${values.window}"`, 2);
+  const sets = values.set as string[];
+  const scenario = await load(positionals[0], sets);
+  const seed = parseSeed(values.seed) ?? scenario.seed;
+  const sim = build(scenario, { seed, recordLast: 2 * window + 1, stopAtEvent: event + window });
+  sim.run();
+  console.log(`replay of ${scenario.name}, seed ${seed}: events ${Math.max(1, event - window)}..${event + window}`);
+  for (const e of sim.recentEvents()) {
+    if (e.index < event - window) continue;
+    const mark = e.index === event ? ">>" : "  ";
+    console.log(`${mark} #${e.index}  t=${e.t.toFixed(3)} ms  ${e.kind.padEnd(8)} ${e.node.padEnd(16)} ${e.detail}`);
+  }
+  console.log(`\nreached event ${sim.engine.events}, trace hash so far ${sim.engine.traceHash()}`);
+  if (sim.violation) console.log(`violation: ${sim.violation.check}: ${sim.violation.detail} (event ${sim.violation.event})`);
+  console.log(`re-run the whole scenario: ${replayCommand(positionals[0]!, seed, sets)}`.replace(" replay ", " run "));
+  return 0;
+}
+
+export async function main(args: string[]): Promise<number> {
+  const [cmd, ...rest] = args;
+  switch (cmd) {
+    case "run":
+      return await runCommand(rest);
+    case "replay":
+      return await replayCommandRun(rest);
+    case undefined:
+    case "-h":
+    case "--help":
+    case "help":
+      console.log(HELP);
+      return cmd === undefined ? 2 : 0;
+    default:
+      console.error(`unknown command "${cmd}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    if (e instanceof TypeError && /parseArgs|Unknown option|unexpected argument/i.test(String(e.message))) {
+      fail(`${e.message}\n\nsee: deno task sim --help`, 2);
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,330 @@
+/**
+ * Scenario files: YAML validated by zod. A bad file is rejected before anything runs, with
+ * the path of the bad field and what was expected.
+ */
+import { z } from "zod";
+import YAML from "yaml";
+import { formatZodError } from "../core/config_errors.ts";
+import { ConfigError } from "../core/errors.ts";
+import { swimConfigSchema } from "../core/membership/config.ts";
+
+// ---- durations and rates ----
+
+const DURATION_RE = /^(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "250ms", "1.5s", "2m", "1h" or a number of milliseconds. */
+export const duration = z
+  .union([z.number().finite(), z.string().regex(DURATION_RE, "expected a duration like 500ms, 2s, 1m")])
+  .transform((v) => {
+    if (typeof v === "number") return v;
+    const m = DURATION_RE.exec(v)!;
+    return Number(m[1]) * UNIT_MS[m[2]];
+  });
+const nonNegDuration = duration.refine((v) => v >= 0, "must not be negative");
+
+const RATE_RE = /^(\d+(?:\.\d+)?)\s*(bit|kbit|Mbit|Gbit)(?:\/s)?$/;
+const RATE_BPS: Record<string, number> = { bit: 1, kbit: 1e3, Mbit: 1e6, Gbit: 1e9 };
+/** "100Mbit", "1Gbit/s" or bits per second. */
+export const bitrate = z
+  .union([z.number().positive(), z.string().regex(RATE_RE, "expected a rate like 100Mbit or 1Gbit")])
+  .transform((v) => {
+    if (typeof v === "number") return v;
+    const m = RATE_RE.exec(v)!;
+    return Number(m[1]) * RATE_BPS[m[2]];
+  });
+
+const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)$/;
+const SIZE_B: Record<string, number> = {
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  KiB: 1024,
+  MiB: 1024 ** 2,
+  GiB: 1024 ** 3,
+};
+export const bytes = z
+  .union([z.int().nonnegative(), z.string().regex(SIZE_RE, "expected a size like 64KiB or 1MB")])
+  .transform((v) => {
+    if (typeof v === "number") return v;
+    const m = SIZE_RE.exec(v)!;
+    return Math.round(Number(m[1]) * SIZE_B[m[2]]);
+  });
+
+const probability = z.number().min(0).max(1);
+
+// ---- selectors ----
+
+/**
+ * Which nodes a fault or check applies to: `all`, a group name, `group[a..b]` (inclusive
+ * indices), a node name (`group-7`), `region:NAME`, `tier:NAME`, `P%` (a random P percent
+ * of the nodes up when it fires), `random:K`, or a list of these.
+ */
+export const SELECTOR_RE =
+  /^(all|[A-Za-z][\w.-]*(\[\d+\.\.\d+\])?|region:[\w.-]+|tier:(sclerotia|rhizomorph|hypha)|\d+(\.\d+)?%|random:\d+)$/;
+const selectorAtom = z.string().regex(
+  SELECTOR_RE,
+  "expected a node selector: all, GROUP, GROUP[a..b], NODE, region:R, tier:T, P% or random:K",
+);
+export const selector = z.union([selectorAtom, z.array(selectorAtom).min(1)]);
+export type Selector = z.infer<typeof selector>;
+
+// ---- nodes ----
+
+export const tierSchema = z.enum(["sclerotia", "rhizomorph", "hypha"]);
+export type Tier = z.infer<typeof tierSchema>;
+
+const nodeGroupSchema = z.strictObject({
+  group: z.string().regex(/^[A-Za-z][\w.-]*$/, "expected a group name (letters, digits, - _ .)"),
+  count: z.int().min(1).max(200_000),
+  tier: tierSchema.default("sclerotia"),
+  region: z.string().default("default"),
+  /** Nodes start at `at`, spread uniformly over `spread`. Nodes started after 0 are joiners. */
+  start: z.strictObject({ at: nonNegDuration.default(0), spread: nonNegDuration.default(0) })
+    .default({ at: 0, spread: 0 }),
+});
+
+// ---- network ----
+
+export const latencySchema = z.discriminatedUnion("dist", [
+  z.strictObject({ dist: z.literal("constant"), value: nonNegDuration }),
+  z.strictObject({ dist: z.literal("uniform"), min: nonNegDuration, max: nonNegDuration }).refine(
+    (u) => u.max >= u.min,
+    { message: "max must be >= min", path: ["max"] },
+  ),
+  z.strictObject({ dist: z.literal("normal"), mean: nonNegDuration, sd: nonNegDuration }),
+  z.strictObject({
+    dist: z.literal("lognormal"),
+    median: duration.refine((v) => v > 0, "must be positive"),
+    sigma: z.number().nonnegative(),
+  }),
+  z.strictObject({
+    dist: z.literal("pareto"),
+    scale: duration.refine((v) => v > 0, "must be positive"),
+    shape: z.number().positive(),
+  }),
+]);
+export type Latency = z.infer<typeof latencySchema>;
+
+const networkSchema = z.strictObject({
+  latency: latencySchema.default({ dist: "uniform", min: 0.2, max: 1 }),
+  jitter: nonNegDuration.default(0),
+  loss: probability.default(0),
+  duplicate: probability.default(0),
+  /** Probability that a message is held back by `reorderDelay` (so later ones overtake it). */
+  reorder: probability.default(0),
+  reorderDelay: nonNegDuration.default(5),
+  /** Uplink of every node; serialisation delay and a FIFO queue. Omit for unlimited. */
+  bandwidth: bitrate.optional(),
+  /** Uplink queue capacity; a message that would wait longer than this drains is dropped. */
+  queue: bytes.default(1024 * 1024),
+  /** One-way base latency between regions, added to the latency distribution. */
+  regions: z.record(z.string(), z.record(z.string(), nonNegDuration)).default({}),
+});
+
+// ---- faults ----
+
+const faultBase = {
+  at: nonNegDuration,
+  name: z.string().optional(),
+};
+const windowed = { ...faultBase, until: nonNegDuration.optional() };
+
+export const faultSchema = z.discriminatedUnion("type", [
+  z.strictObject({
+    ...faultBase,
+    type: z.literal("crash"),
+    nodes: selector,
+    restartAfter: nonNegDuration.optional(),
+    loseUnsynced: z.boolean().default(false),
+  }),
+  z.strictObject({
+    ...windowed,
+    type: z.literal("partition"),
+    groups: z.array(selector).min(2, "a partition needs at least 2 groups"),
+  }),
+  z.strictObject({
+    ...windowed,
+    type: z.literal("oneway"),
+    from: selector,
+    to: selector,
+    loss: probability.default(1),
+  }),
+  z.strictObject({
+    ...windowed,
+    type: z.literal("slow"),
+    between: z.tuple([selector, selector]),
+    addLatency: nonNegDuration,
+  }),
+  z.strictObject({
+    ...windowed,
+    type: z.literal("jam"),
+    between: z.tuple([selector, selector]),
+    loss: probability.default(0.95),
+  }),
+  z.strictObject({
+    ...windowed,
+    type: z.literal("degrade"),
+    nodes: selector,
+    loss: probability.default(0),
+    addLatency: nonNegDuration.default(0),
+    direction: z.enum(["in", "out", "both"]).default("both"),
+  }),
+  z.strictObject({
+    ...faultBase,
+    type: z.literal("clock"),
+    nodes: selector,
+    offset: duration.default(0),
+    drift: z.number().gt(-0.5).lt(0.5).default(0),
+  }),
+  z.strictObject({ ...faultBase, type: z.literal("leave"), nodes: selector }),
+]).superRefine((f, ctx) => {
+  if ("until" in f && f.until !== undefined && f.until <= f.at) {
+    ctx.addIssue({ code: "custom", path: ["until"], message: `must be after at (${f.at} ms)` });
+  }
+});
+export type Fault = z.infer<typeof faultSchema>;
+
+// ---- checks ----
+
+export const checkSchema = z.discriminatedUnion("type", [
+  /** Eventually: every live node sees every live node alive and every gone node dead. */
+  z.strictObject({
+    type: z.literal("membership.converged"),
+    /** Bound after the last fault ends (or after the start when there is none). */
+    within: nonNegDuration.default(60_000),
+  }),
+  /** Every crash is detected by every live node within `maxMs`. */
+  z.strictObject({
+    type: z.literal("membership.detection"),
+    maxMs: nonNegDuration.default(30_000),
+  }),
+  /** Live, reachable nodes declared dead at most `max` times. */
+  z.strictObject({ type: z.literal("membership.false-positives"), max: z.int().min(0).default(0) }),
+  /** Formation (everyone sees everyone alive) within `within`. */
+  z.strictObject({ type: z.literal("membership.formation"), within: nonNegDuration.default(30_000) }),
+  /** Joiners are seen alive by every live node within `within` of starting. */
+  z.strictObject({
+    type: z.literal("membership.join-dissemination"),
+    within: nonNegDuration.default(10_000),
+  }),
+  /** Safety, online: during a partition each side keeps its own live members (never dead). */
+  z.strictObject({ type: z.literal("membership.sides-serving") }),
+  /** Safety, online: no view ever lowers a member's incarnation. */
+  z.strictObject({ type: z.literal("membership.incarnation-monotonic") }),
+]);
+export type CheckSpec = z.infer<typeof checkSchema>;
+
+// ---- the scenario ----
+
+export const scenarioSchema = z.strictObject({
+  name: z.string().min(1),
+  description: z.string().default(""),
+  seed: z.int().min(0).max(2 ** 32 - 1).default(1),
+  duration: duration.refine((v) => v > 0, "must be positive"),
+  nodes: z.array(nodeGroupSchema).min(1, "a scenario needs at least one node group"),
+  /**
+   * How nodes find each other: `seeds` joins through the first `seedNodes` nodes by
+   * push-pull; `snapshot` starts every node from the initial member list (a Seed spore).
+   */
+  bootstrap: z.strictObject({
+    mode: z.enum(["seeds", "snapshot"]).default("seeds"),
+    seedNodes: z.int().min(1).default(3),
+  }).default({ mode: "seeds", seedNodes: 3 }),
+  network: networkSchema.default(networkSchema.parse({})),
+  protocol: z.strictObject({
+    membership: swimConfigSchema.default(swimConfigSchema.parse({})),
+  }).default({ membership: swimConfigSchema.parse({}) }),
+  /**
+   * Signatures are modelled (unforgeable sender identity from the simulator) with an
+   * optional CPU cost per verified message, in virtual time.
+   */
+  signatures: z.strictObject({
+    mode: z.enum(["modelled"]).default("modelled"),
+    verifyCostUs: z.number().nonnegative().default(0),
+  }).default({ mode: "modelled", verifyCostUs: 0 }),
+  faults: z.array(faultSchema).default([]),
+  checks: z.array(checkSchema).default([
+    { type: "membership.converged", within: 60_000 },
+    { type: "membership.detection", maxMs: 30_000 },
+  ]),
+  outputs: z.strictObject({
+    sampleInterval: duration.refine((v) => v > 0, "must be positive").default(1000),
+    trace: z.boolean().default(false),
+  }).default({ sampleInterval: 1000, trace: false }),
+});
+
+export type Scenario = z.infer<typeof scenarioSchema>;
+export type ScenarioInput = z.input<typeof scenarioSchema>;
+
+/** Validates a parsed document; throws ConfigError naming the field path. */
+export function parseScenario(doc: unknown, source = "scenario"): Scenario {
+  const r = scenarioSchema.safeParse(doc);
+  if (!r.success) throw new ConfigError(formatZodError(r.error, ""), source, r.error);
+  const s = r.data;
+  const names = new Set<string>();
+  s.nodes.forEach((g, i) => {
+    if (names.has(g.group)) {
+      throw new ConfigError(`nodes[${i}].group: duplicate group name "${g.group}"`, source);
+    }
+    names.add(g.group);
+  });
+  return s;
+}
+
+/** Parses YAML text, applies `--set path=value` overrides, validates. */
+export function loadScenarioText(text: string, source: string, sets: string[] = []): Scenario {
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (e) {
+    throw new ConfigError(`invalid YAML: ${(e as Error).message}`, source, e);
+  }
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
+    throw new ConfigError("expected a YAML mapping at the top level", source);
+  }
+  for (const s of sets) applySet(doc as Record<string, unknown>, s);
+  return parseScenario(doc, source);
+}
+
+export async function loadScenarioFile(path: string, sets: string[] = []): Promise<Scenario> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new ConfigError(`cannot read scenario file: ${(e as Error).message}`, path, e);
+  }
+  return loadScenarioText(text, path, sets);
+}
+
+/**
+ * `--set a.b[2].c=value`: the value is parsed as YAML (so numbers, booleans, lists and
+ * durations like 2s work); missing objects on the path are created.
+ */
+export function applySet(doc: Record<string, unknown>, assignment: string): void {
+  const eq = assignment.indexOf("=");
+  if (eq <= 0) {
+    throw new ConfigError(`expected path=value, got "${assignment}"`, "--set");
+  }
+  const path = assignment.slice(0, eq).trim();
+  const value = YAML.parse(assignment.slice(eq + 1));
+  const keys: (string | number)[] = [];
+  for (const part of path.split(".")) {
+    const m = /^([^[\]]+)((?:\[\d+\])*)$/.exec(part);
+    if (!m) throw new ConfigError(`bad path "${path}"`, "--set");
+    keys.push(m[1]);
+    for (const idx of m[2].matchAll(/\[(\d+)\]/g)) keys.push(Number(idx[1]));
+  }
+  // deno-lint-ignore no-explicit-any
+  let cur: any = doc;
+  for (let i = 0; i < keys.length - 1; i++) {
+    const k = keys[i];
+    if (cur[k] === undefined || cur[k] === null) cur[k] = typeof keys[i + 1] === "number" ? [] : {};
+    cur = cur[k];
+    if (typeof cur !== "object") {
+      throw new ConfigError(`"${keys.slice(0, i + 1).join(".")}" is not an object`, "--set");
+    }
+  }
+  cur[keys[keys.length - 1]] = value;
+}

@@ -1,0 +1,731 @@
+/**
+ * A simulation of one scenario: builds the nodes (each a real core/ protocol instance behind
+ * a simulated Host), the network model and the fault schedule, runs the event loop and
+ * evaluates the checks. Same scenario + seed gives the same trace hash.
+ */
+import { ConfigError } from "../core/errors.ts";
+import type { DurableStore, Host, Logger, Metrics } from "../core/host.ts";
+import { MemoryStore } from "../core/host.ts";
+import { IdInterner, type NodeId, nodeIdFromPublicKey } from "../core/ids.ts";
+import { swimEncodedSize } from "../core/membership/codec.ts";
+import type { SwimMessage } from "../core/membership/messages.ts";
+import { Swim } from "../core/membership/swim.ts";
+import { suspicionBounds } from "../core/membership/config.ts";
+import { Engine } from "./engine.ts";
+import { MembershipObserver, type Violation } from "./membership_observer.ts";
+import { dropReasonName, type LinkRule, NetworkModel } from "./network.ts";
+import { Rng } from "./rng.ts";
+import type { Fault, Scenario, Tier } from "./scenario.ts";
+import { type NodeInfo, resolveSelector, validateSelector } from "./selectors.ts";
+
+/** IP + UDP header bytes added to every datagram's payload for byte accounting. */
+export const DATAGRAM_OVERHEAD = 28;
+
+const MSG_CODE: Record<SwimMessage["t"], number> = {
+  ping: 1,
+  ack: 2,
+  nack: 3,
+  pingreq: 4,
+  gossip: 5,
+  pushpull: 6,
+};
+
+export interface SimNode extends NodeInfo {
+  readonly index: number;
+  readonly id: NodeId;
+  readonly startAt: number;
+  readonly isJoiner: boolean;
+  up: boolean;
+  left: boolean;
+  life: number;
+  proto: Swim | null;
+  readonly store: MemoryStore;
+  readonly netRng: Rng;
+  timers: Map<string, number>;
+  timerGen: number;
+  clockOffset: number;
+  clockDrift: number;
+  bytesSent: number;
+  bytesReceived: number;
+  msgsSent: number;
+  upSince: number;
+  upMs: number;
+}
+
+export interface FaultAccount {
+  name: string;
+  type: Fault["type"];
+  at: number;
+  declared: number;
+  fired: number;
+}
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface SampleRow {
+  t: number;
+  up: number;
+  suspectViews: number;
+  deadViews: number;
+  bytesPerSec: number;
+  msgsPerSec: number;
+}
+
+export interface TraceEvent {
+  index: number;
+  t: number;
+  kind: string;
+  node: string;
+  detail: string;
+}
+
+export interface SimOptions {
+  /** Overrides the scenario's seed. */
+  seed?: number;
+  /** Keep the last `recordLast` events described (for replay). */
+  recordLast?: number;
+  /** Stop after this many events (replay). */
+  stopAtEvent?: number;
+  /** Receives one JSON line per delivered message and node event (scenario outputs.trace). */
+  trace?: (line: string) => void;
+}
+
+export interface Progress {
+  virtualMs: number;
+  durationMs: number;
+  events: number;
+}
+
+class CounterMetrics implements Metrics {
+  readonly counters = new Map<string, number>();
+  inc(name: string, by = 1): void {
+    this.counters.set(name, (this.counters.get(name) ?? 0) + by);
+  }
+  set(): void {}
+  observe(): void {}
+}
+
+class SimLogger implements Logger {
+  readonly counts = new Map<string, number>();
+  log(level: string, event: string): void {
+    if (level === "warn" || level === "error") {
+      this.counts.set(event, (this.counts.get(event) ?? 0) + 1);
+    }
+  }
+}
+
+/** The Host a protocol instance sees inside the simulator (one per node life). */
+class SimHost implements Host<SwimMessage> {
+  readonly self: NodeId;
+  readonly ids: IdInterner;
+  readonly storage: DurableStore;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  private readonly rng: Rng;
+
+  constructor(private readonly sim: Simulation, private readonly node: SimNode, private readonly life: number) {
+    this.self = node.id;
+    this.ids = sim.ids;
+    this.storage = node.store;
+    this.log = sim.logger;
+    this.metrics = sim.metrics;
+    this.rng = sim.rootRng.derive(`node/${node.name}/life/${life}`);
+  }
+  private get current(): boolean {
+    return this.node.up && this.node.life === this.life;
+  }
+  now(): number {
+    return this.node.clockOffset + this.sim.engine.now * (1 + this.node.clockDrift);
+  }
+  random(): number {
+    return this.rng.next();
+  }
+  send(to: NodeId, msg: SwimMessage): void {
+    if (this.current) this.sim.send(this.node, to, msg);
+  }
+  setTimer(key: string, delayMs: number): void {
+    if (!this.current) return;
+    const gen = ++this.node.timerGen;
+    this.node.timers.set(key, gen);
+    // A drifting clock runs its timers fast or slow in virtual time.
+    const virtualDelay = Math.max(0, delayMs) / (1 + this.node.clockDrift);
+    this.sim.engine.schedule(this.sim.engine.now + virtualDelay, this.sim.kTimer, this.node.index, gen, key);
+  }
+  cancelTimer(key: string): void {
+    if (this.current) this.node.timers.delete(key);
+  }
+}
+
+export class Simulation {
+  readonly scenario: Scenario;
+  readonly seed: number;
+  readonly engine = new Engine();
+  readonly rootRng: Rng;
+  readonly ids = new IdInterner();
+  readonly metrics = new CounterMetrics();
+  readonly logger = new SimLogger();
+  readonly nodes: SimNode[] = [];
+  readonly network: NetworkModel;
+  readonly observer: MembershipObserver;
+  readonly faults: FaultAccount[] = [];
+  readonly samples: SampleRow[] = [];
+  readonly durationMs: number;
+  /** When the last fault ends (heal, restart): "eventually" is measured from here. */
+  readonly lastFaultEnd: number;
+  private readonly partitionGraceMs: number;
+
+  readonly kDeliver: number;
+  readonly kTimer: number;
+  readonly kAction: number;
+
+  private readonly byId = new Map<NodeId, SimNode>();
+  private readonly seedIds: NodeId[];
+  private readonly actions: Array<() => void> = [];
+  private readonly opts: SimOptions;
+  private readonly sidesServing: boolean;
+  private readonly recorder: TraceEvent[] | null;
+  violation: (Violation & { event: number; t: number }) | null = null;
+  convergedAt: number | null = null;
+  private lastUnconvergedSample = 0;
+  totalBytes = 0;
+  totalMsgs = 0;
+  deliveredMsgs = 0;
+  private intervalBytes = 0;
+  private intervalMsgs = 0;
+
+  constructor(scenario: Scenario, opts: SimOptions = {}) {
+    this.scenario = scenario;
+    this.opts = opts;
+    this.seed = opts.seed ?? scenario.seed;
+    this.rootRng = Rng.fromSeed(this.seed);
+    this.durationMs = scenario.duration;
+    this.recorder = opts.recordLast ? [] : null;
+    // Declarations this long after a heal still count as partition fallout, not false
+    // positives: the longest suspicion timeout plus the dead-gossip window.
+    const m = scenario.protocol.membership;
+    const n = scenario.nodes.reduce((s, g) => s + g.count, 0);
+    this.partitionGraceMs = suspicionBounds(m, n).max + m.gossipToTheDeadMs;
+
+    // Nodes: ids from modelled public keys, interned in index order (index == interned id).
+    let initialCount = 0;
+    for (const g of scenario.nodes) {
+      const startRng = this.rootRng.derive(`start/${g.group}`);
+      for (let k = 0; k < g.count; k++) {
+        const index = this.nodes.length;
+        const name = `${g.group}-${k}`;
+        const pub = new TextEncoder().encode(`mycelium-sim-key/${this.seed}/${name}`);
+        const id = nodeIdFromPublicKey(pub);
+        if (this.byId.has(id)) throw new ConfigError(`duplicate node id for ${name}`, "nodes");
+        const startAt = g.start.at + (g.start.spread > 0 ? startRng.next() * g.start.spread : 0);
+        const isJoiner = g.start.at > 0;
+        if (!isJoiner) initialCount++;
+        const node: SimNode = {
+          index,
+          id,
+          name,
+          group: g.group,
+          indexInGroup: k,
+          tier: g.tier as Tier,
+          region: g.region,
+          startAt,
+          isJoiner,
+          up: false,
+          left: false,
+          life: 0,
+          proto: null,
+          store: new MemoryStore(),
+          netRng: this.rootRng.derive(`net/${name}`),
+          timers: new Map(),
+          timerGen: 0,
+          clockOffset: 0,
+          clockDrift: 0,
+          bytesSent: 0,
+          bytesReceived: 0,
+          msgsSent: 0,
+          upSince: 0,
+          upMs: 0,
+        };
+        this.nodes.push(node);
+        this.byId.set(id, node);
+        this.ids.intern(id);
+      }
+    }
+    const initial = this.nodes.filter((n) => !n.isJoiner);
+    this.seedIds = initial.slice(0, scenario.bootstrap.seedNodes).map((n) => n.id);
+    this.network = new NetworkModel(scenario.network, this.nodes.map((n) => n.region));
+    this.observer = new MembershipObserver(
+      this.nodes.length,
+      initialCount,
+      () => this.engine.now,
+      (a, b) => this.network.partitioned(a, b, this.engine.now, this.partitionGraceMs),
+      (i) => this.nodes[i].name,
+    );
+    this.observer.checkIncarnations = scenario.checks.some((c) =>
+      c.type === "membership.incarnation-monotonic"
+    );
+    this.sidesServing = scenario.checks.some((c) => c.type === "membership.sides-serving");
+
+    this.kDeliver = this.engine.register((to, from, msg) => this.deliver(to, from, msg as SwimMessage));
+    this.kTimer = this.engine.register((node, gen, key) => this.fireTimer(node, gen, key as string));
+    this.kAction = this.engine.register((i) => this.actions[i]());
+
+    for (const n of this.nodes) this.at(n.startAt, () => this.startNode(n));
+    this.lastFaultEnd = this.scheduleFaults();
+    const every = scenario.outputs.sampleInterval;
+    for (let t = every; t <= this.durationMs; t += every) this.at(t, () => this.sample());
+  }
+
+  // ---- scheduling helpers ----
+
+  private at(t: number, fn: () => void): void {
+    const id = this.actions.length;
+    this.actions.push(fn);
+    this.engine.schedule(t, this.kAction, id, 0, undefined);
+  }
+
+  private nodesInfo(): readonly NodeInfo[] {
+    return this.nodes;
+  }
+
+  private mask(indices: number[]): Uint8Array {
+    const m = new Uint8Array(this.nodes.length);
+    for (const i of indices) m[i] = 1;
+    return m;
+  }
+
+  /** Validates every selector up front, schedules faults; returns when the last one ends. */
+  private scheduleFaults(): number {
+    let lastEnd = 0;
+    const info = this.nodesInfo();
+    this.scenario.faults.forEach((f, fi) => {
+      const path = `faults[${fi}]`;
+      if (f.at > this.durationMs) {
+        throw new ConfigError(`at (${f.at} ms) is after the end of the run (${this.durationMs} ms)`, `${path}.at`);
+      }
+      const account: FaultAccount = { name: f.name ?? `${f.type}@${f.at}ms`, type: f.type, at: f.at, declared: 1, fired: 0 };
+      this.faults.push(account);
+      const rng = this.rootRng.derive(`fault/${fi}`);
+      const until = "until" in f && f.until !== undefined ? Math.min(f.until, this.durationMs) : this.durationMs;
+      const isUp = (i: number) => this.nodes[i].up;
+      const windowRule = (rule: LinkRule) => {
+        this.at(f.at, () => {
+          this.observer.closeFormation();
+          this.network.addRule(rule);
+          this.trace({ ev: "fault", fault: account.name, action: "start" });
+        });
+        this.at(until, () => {
+          this.network.removeRule(rule, this.engine.now);
+          account.fired += rule.affected;
+          this.trace({ ev: "fault", fault: account.name, action: "end" });
+        });
+        lastEnd = Math.max(lastEnd, until);
+      };
+      switch (f.type) {
+        case "crash": {
+          validateSelector(f.nodes, info, `${path}.nodes`);
+          this.at(f.at, () => {
+            this.observer.closeFormation();
+            const victims = resolveSelector(f.nodes, info, rng, isUp);
+            for (const i of victims) {
+              this.crashNode(this.nodes[i], f.loseUnsynced);
+              account.fired++;
+              if (f.restartAfter !== undefined) {
+                const n = this.nodes[i];
+                this.at(this.engine.now + f.restartAfter, () => this.startNode(n));
+              }
+            }
+          });
+          lastEnd = Math.max(lastEnd, f.at + (f.restartAfter ?? 0));
+          break;
+        }
+        case "partition": {
+          const groupOf = new Int32Array(this.nodes.length).fill(-1);
+          f.groups.forEach((g, gi) => {
+            validateSelector(g, info, `${path}.groups[${gi}]`);
+            for (const i of resolveSelector(g, info, rng)) groupOf[i] = gi;
+          });
+          windowRule({ kind: "partition", groupOf, loss: 1, addLatency: 0, affected: 0 });
+          break;
+        }
+        case "oneway": {
+          validateSelector(f.from, info, `${path}.from`);
+          validateSelector(f.to, info, `${path}.to`);
+          windowRule({
+            kind: "oneway",
+            a: this.mask(resolveSelector(f.from, info, rng)),
+            b: this.mask(resolveSelector(f.to, info, rng)),
+            loss: f.loss,
+            addLatency: 0,
+            affected: 0,
+          });
+          break;
+        }
+        case "slow":
+        case "jam": {
+          validateSelector(f.between[0], info, `${path}.between[0]`);
+          validateSelector(f.between[1], info, `${path}.between[1]`);
+          windowRule({
+            kind: f.type,
+            a: this.mask(resolveSelector(f.between[0], info, rng)),
+            b: this.mask(resolveSelector(f.between[1], info, rng)),
+            loss: f.type === "jam" ? f.loss : 0,
+            addLatency: f.type === "slow" ? f.addLatency : 0,
+            affected: 0,
+          });
+          break;
+        }
+        case "degrade": {
+          validateSelector(f.nodes, info, `${path}.nodes`);
+          windowRule({
+            kind: "degrade",
+            a: this.mask(resolveSelector(f.nodes, info, rng)),
+            loss: f.loss,
+            addLatency: f.addLatency,
+            direction: f.direction,
+            affected: 0,
+          });
+          break;
+        }
+        case "clock": {
+          validateSelector(f.nodes, info, `${path}.nodes`);
+          this.at(f.at, () => {
+            for (const i of resolveSelector(f.nodes, info, rng)) {
+              const n = this.nodes[i];
+              // Keep the local clock continuous: offset jumps by f.offset, then runs at the new rate.
+              const local = n.clockOffset + this.engine.now * (1 + n.clockDrift);
+              n.clockDrift = f.drift;
+              n.clockOffset = local + f.offset - this.engine.now * (1 + f.drift);
+              account.fired++;
+            }
+          });
+          break;
+        }
+        case "leave": {
+          validateSelector(f.nodes, info, `${path}.nodes`);
+          const propagate = this.scenario.protocol.membership.leavePropagateMs;
+          this.at(f.at, () => {
+            this.observer.closeFormation();
+            for (const i of resolveSelector(f.nodes, info, rng, isUp)) {
+              const n = this.nodes[i];
+              n.proto!.leave();
+              account.fired++;
+              this.trace({ ev: "leave", node: n.name });
+              const life = n.life;
+              // The node process exits once its leave has propagated.
+              this.at(this.engine.now + propagate, () => {
+                if (n.up && n.life === life) this.stopNode(n, false);
+              });
+            }
+          });
+          lastEnd = Math.max(lastEnd, f.at + propagate);
+          break;
+        }
+      }
+    });
+    return lastEnd;
+  }
+
+  // ---- node lifecycle ----
+
+  private startNode(n: SimNode): void {
+    if (n.up) return;
+    n.up = true;
+    n.left = false;
+    n.life++;
+    n.timers = new Map();
+    n.upSince = this.engine.now;
+    const boot = this.scenario.bootstrap;
+    const firstStart = n.life === 1;
+    const fromSnapshot = boot.mode === "snapshot" && firstStart && !n.isJoiner;
+    const proto = new Swim({
+      config: this.scenario.protocol.membership,
+      seeds: fromSnapshot ? [] : this.seedIds,
+      initialMembers: fromSnapshot ? this.initialIds() : undefined,
+      listener: (t, from, to, oldInc, newInc, origin) =>
+        this.observer.onChange(n.index, t, from, to, oldInc, newInc, origin),
+      onSnapshot: (members) => this.observer.snapshotAlive(n.index, members),
+    });
+    n.proto = proto;
+    this.observer.nodeUp(n.index, n.isJoiner);
+    this.trace({ ev: firstStart ? "start" : "restart", node: n.name });
+    proto.start(new SimHost(this, n, n.life));
+  }
+
+  private snapshotCache: { nodes: NodeId[]; incs: number[] } | null = null;
+  /** The snapshot: every initial node at incarnation 1, the one it boots with. */
+  private initialIds(): { nodes: NodeId[]; incs: number[] } {
+    if (!this.snapshotCache) {
+      const nodes = this.nodes.filter((n) => !n.isJoiner).map((n) => n.id);
+      this.snapshotCache = { nodes, incs: nodes.map(() => 1) };
+    }
+    return this.snapshotCache;
+  }
+
+  private crashNode(n: SimNode, loseUnsynced: boolean): void {
+    if (!n.up) return;
+    n.store.crash(loseUnsynced);
+    this.trace({ ev: "crash", node: n.name });
+    this.stopNode(n, true);
+  }
+
+  private stopNode(n: SimNode, crashed: boolean): void {
+    const proto = n.proto!;
+    this.observer.nodeDown(n.index, crashed, (_o, t) => proto.stateAt(t));
+    proto.stop();
+    n.proto = null;
+    n.up = false;
+    n.left = !crashed;
+    n.life++;
+    n.timers.clear();
+    n.upMs += this.engine.now - n.upSince;
+  }
+
+  // ---- messages and timers ----
+
+  send(from: SimNode, toId: NodeId, msg: SwimMessage): void {
+    const to = this.byId.get(toId);
+    if (!to) return;
+    const size = swimEncodedSize(msg) + DATAGRAM_OVERHEAD;
+    from.bytesSent += size;
+    from.msgsSent++;
+    this.totalBytes += size;
+    this.totalMsgs++;
+    this.intervalBytes += size;
+    this.intervalMsgs++;
+    const now = this.engine.now;
+    const delay = this.network.route(from.index, to.index, size, now, from.netRng);
+    if (delay < 0) return;
+    const cost = this.scenario.signatures.verifyCostUs / 1000;
+    this.engine.schedule(now + delay + cost, this.kDeliver, to.index, from.index, msg);
+    if (this.network.duplicate(from.netRng)) {
+      this.engine.schedule(now + this.network.resample(from.netRng) + cost, this.kDeliver, to.index, from.index, msg);
+    }
+  }
+
+  private deliver(toIdx: number, fromIdx: number, msg: SwimMessage): void {
+    this.engine.mix(MSG_CODE[msg.t]);
+    const to = this.nodes[toIdx];
+    if (this.recorder) this.record("deliver", to.name, `${msg.t} from ${this.nodes[fromIdx].name}`);
+    if (!to.up) return;
+    const size = swimEncodedSize(msg) + DATAGRAM_OVERHEAD;
+    to.bytesReceived += size;
+    this.deliveredMsgs++;
+    if (this.opts.trace) {
+      this.trace({ ev: "msg", from: this.nodes[fromIdx].name, to: to.name, type: msg.t, bytes: size });
+    }
+    to.proto!.onMessage(this.nodes[fromIdx].id, msg);
+    this.afterHandler();
+  }
+
+  private fireTimer(nodeIdx: number, gen: number, key: string): void {
+    const n = this.nodes[nodeIdx];
+    if (n.timers.get(key) !== gen) return; // replaced, cancelled or from an earlier life
+    n.timers.delete(key);
+    if (this.recorder) this.record("timer", n.name, key);
+    n.proto!.onTimer(key);
+    this.afterHandler();
+  }
+
+  private afterHandler(): void {
+    if (this.observer.violation && !this.violation) this.fail(this.observer.violation);
+  }
+
+  private fail(v: Violation): void {
+    this.violation = { ...v, event: this.engine.events, t: this.engine.now };
+    this.engine.halt();
+  }
+
+  private record(kind: string, node: string, detail: string): void {
+    const r = this.recorder!;
+    r.push({ index: this.engine.events, t: this.engine.now, kind, node, detail });
+    if (r.length > this.opts.recordLast! * 2) r.splice(0, r.length - this.opts.recordLast!);
+  }
+
+  recentEvents(): TraceEvent[] {
+    return this.recorder ? this.recorder.slice(-this.opts.recordLast!) : [];
+  }
+
+  private trace(obj: Record<string, unknown>): void {
+    if (this.opts.trace) this.opts.trace(JSON.stringify({ t: this.engine.now, ...obj }));
+    if (this.recorder && obj.ev !== "msg") {
+      this.record(String(obj.ev), String(obj.node ?? obj.fault ?? ""), JSON.stringify(obj));
+    }
+  }
+
+  // ---- sampling and checks ----
+
+  private sample(): void {
+    const o = this.observer;
+    const secs = this.scenario.outputs.sampleInterval / 1000;
+    this.samples.push({
+      t: this.engine.now,
+      up: o.upCount,
+      suspectViews: o.suspectViews,
+      deadViews: o.deadViews,
+      bytesPerSec: this.intervalBytes / secs,
+      msgsPerSec: this.intervalMsgs / secs,
+    });
+    this.intervalBytes = 0;
+    this.intervalMsgs = 0;
+    if (o.converged()) {
+      if (this.convergedAt === null && this.engine.now >= this.lastFaultEnd) this.convergedAt = this.engine.now;
+    } else {
+      this.convergedAt = null;
+      this.lastUnconvergedSample = this.engine.now;
+    }
+    if (this.sidesServing) {
+      const v = this.checkSidesServing();
+      if (v) this.fail(v);
+    }
+  }
+
+  /** During a partition, no live node declares a live node of its own side dead. */
+  checkSidesServing(): Violation | null {
+    for (const rule of this.network.rules) {
+      if (rule.kind !== "partition") continue;
+      const g = rule.groupOf!;
+      for (const a of this.nodes) {
+        if (!a.up || a.proto!.hasLeft) continue;
+        for (const b of this.nodes) {
+          if (a === b || !b.up || g[a.index] !== g[b.index]) continue;
+          const s = a.proto!.stateAt(b.index);
+          if (s === 2 || s === 3) {
+            return {
+              check: "membership.sides-serving",
+              detail: `${a.name} declared ${b.name} (same side, up) ${s === 2 ? "dead" : "left"} during the partition`,
+            };
+          }
+        }
+      }
+    }
+    return null;
+  }
+
+  /** Runs to the end (or a violation / stopAtEvent). */
+  run(onProgress?: (p: Progress) => void, sliceEvents = 200_000): void {
+    const stopAt = this.opts.stopAtEvent ?? Infinity;
+    while (!this.violation && this.engine.events < stopAt) {
+      const budget = Math.min(sliceEvents, stopAt - this.engine.events);
+      const done = this.engine.run(this.durationMs, budget);
+      onProgress?.({ virtualMs: this.engine.now, durationMs: this.durationMs, events: this.engine.events });
+      if (done < budget || this.engine.peekTime() > this.durationMs) break;
+    }
+    for (const n of this.nodes) {
+      if (n.up) {
+        n.upMs += this.engine.now - n.upSince;
+        n.upSince = this.engine.now;
+      }
+    }
+  }
+
+  get finished(): boolean {
+    return this.violation === null && this.engine.now >= this.durationMs;
+  }
+
+  dropCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    dropReasonName.forEach((name, i) => {
+      if (i > 0 && this.network.drops[i] > 0) out[name] = this.network.drops[i];
+    });
+    return out;
+  }
+
+  /** Evaluates every configured check at the end of the run. */
+  evaluateChecks(): CheckResult[] {
+    const o = this.observer;
+    const out: CheckResult[] = [];
+    if (this.violation) {
+      out.push({
+        name: this.violation.check,
+        ok: false,
+        detail: `${this.violation.detail} (event ${this.violation.event}, t=${this.violation.t.toFixed(1)} ms)`,
+      });
+    }
+    const unfired = this.faults.filter((f) => f.fired === 0);
+    out.push({
+      name: "faults.fired",
+      ok: unfired.length === 0,
+      detail: unfired.length === 0
+        ? `all ${this.faults.length} declared faults took effect`
+        : `declared but never took effect: ${unfired.map((f) => f.name).join(", ")}`,
+    });
+    for (const c of this.scenario.checks) {
+      switch (c.type) {
+        case "membership.converged": {
+          const ok = this.convergedAt !== null && this.convergedAt - this.lastFaultEnd <= c.within;
+          out.push({
+            name: c.type,
+            ok,
+            detail: this.convergedAt === null
+              ? `not converged at the end: ${o.divergence()}`
+              : `converged ${((this.convergedAt - this.lastFaultEnd) / 1000).toFixed(1)} s after the last fault ended (bound ${c.within / 1000} s)`,
+          });
+          break;
+        }
+        case "membership.detection": {
+          const done = o.detections.filter((d) => !d.restartedBefore);
+          const missed = done.filter((d) => d.allDeclaredAt === null);
+          const worst = Math.max(0, ...done.filter((d) => d.allDeclaredAt !== null).map((d) => d.allDeclaredAt! - d.crashAt));
+          const ok = done.length > 0 && missed.length === 0 && worst <= c.maxMs;
+          out.push({
+            name: c.type,
+            ok,
+            detail: done.length === 0
+              ? "no crash to detect (the check needs a crash fault)"
+              : missed.length > 0
+              ? `${missed.length} of ${done.length} crashes never detected by every live node (e.g. ${this.nodes[missed[0].target].name})`
+              : `${done.length} crashes, slowest detected by all in ${(worst / 1000).toFixed(2)} s (bound ${c.maxMs / 1000} s)`,
+          });
+          break;
+        }
+        case "membership.false-positives":
+          out.push({
+            name: c.type,
+            ok: o.falsePositives <= c.max,
+            detail: `${o.falsePositives} live nodes declared dead (max ${c.max})${
+              o.falsePositiveSamples.length ? `; e.g. ${o.falsePositiveSamples[0]}` : ""
+            }`,
+          });
+          break;
+        case "membership.formation":
+          out.push({
+            name: c.type,
+            ok: o.formationAt !== null && o.formationAt <= c.within,
+            detail: o.formationAt === null
+              ? "never formed (before the first fault)"
+              : `formed at ${(o.formationAt / 1000).toFixed(2)} s (bound ${c.within / 1000} s)`,
+          });
+          break;
+        case "membership.join-dissemination": {
+          const pending = o.joins.filter((j) => j.allAliveAt === null);
+          const worst = Math.max(0, ...o.joins.filter((j) => j.allAliveAt !== null).map((j) => j.allAliveAt! - j.joinAt));
+          out.push({
+            name: c.type,
+            ok: o.joins.length > 0 && pending.length === 0 && worst <= c.within,
+            detail: o.joins.length === 0
+              ? "no joiner (the check needs a node group that starts later)"
+              : `${o.joins.length} joins, ${pending.length} never seen by all; slowest ${(worst / 1000).toFixed(2)} s (bound ${c.within / 1000} s)`,
+          });
+          break;
+        }
+        case "membership.sides-serving":
+        case "membership.incarnation-monotonic":
+          if (this.violation?.check !== c.type) {
+            out.push({
+              name: c.type,
+              ok: true,
+              detail: c.type === "membership.sides-serving"
+                ? `held at every sample${this.faults.some((f) => f.type === "partition") ? "" : " (no partition in this scenario)"}`
+                : "held at every view change",
+            });
+          }
+          break;
+      }
+    }
+    return out;
+  }
+}
