@@ -5,6 +5,8 @@
  * After the mitata report, the headline PHOLD run (10,000 LPs x 10,000,000 events) prints the
  * same one-line summary as bench/phold.ts.
  */
+import { formatMeasurement, measureScenario } from "./membership10k.ts";
+import { runScenario, smallScenario } from "../sim/testing.ts";
 import { bench, do_not_optimize, group, run } from "mitata";
 import { EventHeap } from "../sim/heap.ts";
 import { Rng } from "../sim/rng.ts";
@@ -75,8 +77,18 @@ const GROUPS: BenchGroup[] = [
       }).gc("inner");
     },
   },
-  // >>> The "membership-10k wall time" bench will be appended here as another
-  // >>> { name, define } entry (e.g. one bench that runs the 10k-node membership scenario).
+  {
+    // A whole simulation in-process: 200 nodes, 20 s virtual, one crash.
+    name: "membership",
+    define: () => {
+      const s = smallScenario(200, {
+        duration: "20s",
+        bootstrap: { mode: "snapshot" },
+        faults: [{ type: "crash", at: "5s", nodes: "n-7" }],
+      });
+      bench("swim 200 nodes x 20 s", () => runScenario(s).engine.events);
+    },
+  },
 ];
 
 if (import.meta.main) {
@@ -84,4 +96,8 @@ if (import.meta.main) {
   await run();
   const lps = 10_000;
   console.log(formatPhold(lps, runPhold({ lps, events: 10_000_000, seed: 1 })));
+  // The 10,000-node scenario in its own process, so its peak RSS is its own.
+  console.log(
+    formatMeasurement("membership-10k", await measureScenario("scenarios/membership-10k.yaml")),
+  );
 }

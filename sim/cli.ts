@@ -124,7 +124,9 @@ async function runCommand(args: string[]): Promise<number> {
   const tracePath = join(out, "trace.jsonl");
   let traceBuf: string[] = [];
   const flushTrace = () => {
-    if (traceBuf.length) Deno.writeTextFileSync(tracePath, traceBuf.join("\n") + "\n", { append: true });
+    if (traceBuf.length) {
+      Deno.writeTextFileSync(tracePath, traceBuf.join("\n") + "\n", { append: true });
+    }
     traceBuf = [];
   };
   if (traceOn) await Deno.writeTextFile(tracePath, "");
@@ -140,13 +142,22 @@ async function runCommand(args: string[]): Promise<number> {
 
   const prog = progressReporter(values.quiet);
   if (!values.quiet) {
-    console.error(`running ${scenario.name}: ${sim.nodes.length} nodes, ${scenario.duration / 1000} s virtual, seed ${seed}`);
+    console.error(
+      `running ${scenario.name}: ${sim.nodes.length} nodes, ${
+        scenario.duration / 1000
+      } s virtual, seed ${seed}`,
+    );
   }
   sim.run(prog.report);
   prog.done();
   if (traceOn) flushTrace();
   const wallMs = performance.now() - prog.start;
-  const summary = buildSummary(sim, { scenarioFile: file!, sets, wallMs, peakRssBytes: prog.peak() });
+  const summary = buildSummary(sim, {
+    scenarioFile: file!,
+    sets,
+    wallMs,
+    peakRssBytes: prog.peak(),
+  });
   await writeOutputs(out, sim, summary);
   if (!values.quiet) {
     console.log(formatSummary(summary));
@@ -178,22 +189,43 @@ async function replayCommandRun(args: string[]): Promise<number> {
   }
   const event = Number(values.event);
   const window = Number(values.window);
-  if (!Number.isInteger(event) || event < 1) fail(`--event: expected a positive integer, got "${values.event}"`, 2);
-  if (!Number.isInteger(window) || window < 0) fail(`--window: expected an integer >= 0, got "${values.window}"`, 2);
+  if (!Number.isInteger(event) || event < 1) {
+    fail(`--event: expected a positive integer, got "${values.event}"`, 2);
+  }
+  if (!Number.isInteger(window) || window < 0) {
+    fail(`--window: expected an integer >= 0, got "${values.window}"`, 2);
+  }
   const sets = values.set as string[];
   const scenario = await load(positionals[0], sets);
   const seed = parseSeed(values.seed) ?? scenario.seed;
   const sim = build(scenario, { seed, recordLast: 2 * window + 1, stopAtEvent: event + window });
   sim.run();
-  console.log(`replay of ${scenario.name}, seed ${seed}: events ${Math.max(1, event - window)}..${event + window}`);
+  console.log(
+    `replay of ${scenario.name}, seed ${seed}: events ${Math.max(1, event - window)}..${
+      event + window
+    }`,
+  );
   for (const e of sim.recentEvents()) {
     if (e.index < event - window) continue;
     const mark = e.index === event ? ">>" : "  ";
-    console.log(`${mark} #${e.index}  t=${e.t.toFixed(3)} ms  ${e.kind.padEnd(8)} ${e.node.padEnd(16)} ${e.detail}`);
+    console.log(
+      `${mark} #${e.index}  t=${e.t.toFixed(3)} ms  ${e.kind.padEnd(8)} ${
+        e.node.padEnd(16)
+      } ${e.detail}`,
+    );
   }
   console.log(`\nreached event ${sim.engine.events}, trace hash so far ${sim.engine.traceHash()}`);
-  if (sim.violation) console.log(`violation: ${sim.violation.check}: ${sim.violation.detail} (event ${sim.violation.event})`);
-  console.log(`re-run the whole scenario: ${replayCommand(positionals[0]!, seed, sets)}`.replace(" replay ", " run "));
+  if (sim.violation) {
+    console.log(
+      `violation: ${sim.violation.check}: ${sim.violation.detail} (event ${sim.violation.event})`,
+    );
+  }
+  console.log(
+    `re-run the whole scenario: ${replayCommand(positionals[0]!, seed, sets)}`.replace(
+      " replay ",
+      " run ",
+    ),
+  );
   return 0;
 }
 
@@ -220,7 +252,10 @@ if (import.meta.main) {
   try {
     Deno.exit(await main(Deno.args));
   } catch (e) {
-    if (e instanceof TypeError && /parseArgs|Unknown option|unexpected argument/i.test(String(e.message))) {
+    if (
+      e instanceof TypeError &&
+      /parseArgs|Unknown option|unexpected argument/i.test(String(e.message))
+    ) {
       fail(`${e.message}\n\nsee: deno task sim --help`, 2);
     }
     throw e;

@@ -166,7 +166,9 @@ export class MembershipObserver {
           this.falsePositives++;
           if (this.falsePositiveSamples.length < 5) {
             this.falsePositiveSamples.push(
-              `${this.nameOf(o)} declared live ${this.nameOf(t)} dead at ${this.now().toFixed(0)} ms`,
+              `${this.nameOf(o)} declared live ${this.nameOf(t)} dead at ${
+                this.now().toFixed(0)
+              } ms`,
             );
           }
         }
@@ -261,10 +263,14 @@ export class MembershipObserver {
     for (let t = 0; t < this.n; t++) {
       if (this.up[t] && this.aliveBy[t] !== this.upCount - 1) {
         notAlive++;
-        example ||= `${this.nameOf(t)} is up but alive in only ${this.aliveBy[t]} of ${this.upCount - 1} views`;
+        example ||= `${this.nameOf(t)} is up but alive in only ${this.aliveBy[t]} of ${
+          this.upCount - 1
+        } views`;
       } else if (!this.up[t] && this.everStarted[t] && this.liveBy[t] !== 0) {
         notDead++;
-        example ||= `${this.nameOf(t)} is down but still alive or suspect in ${this.liveBy[t]} views`;
+        example ||= `${this.nameOf(t)} is down but still alive or suspect in ${
+          this.liveBy[t]
+        } views`;
       }
     }
     return `${notAlive} live nodes not seen alive by all, ${notDead} stopped nodes not seen dead by all; e.g. ${example}`;

@@ -34,7 +34,15 @@ export const DropReason = {
 } as const;
 export const dropReasonName = ["none", "loss", "partition", "oneway", "jam", "degrade", "queue"];
 
+/** No single delay exceeds an hour, however heavy the tail (keeps virtual time finite). */
+export const MAX_LATENCY_MS = 3_600_000;
+
 export function latencySampler(l: Latency): (rng: Rng) => number {
+  const draw = rawSampler(l);
+  return (rng) => Math.min(MAX_LATENCY_MS, draw(rng));
+}
+
+function rawSampler(l: Latency): (rng: Rng) => number {
   switch (l.dist) {
     case "constant":
       return () => l.value;

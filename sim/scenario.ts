@@ -15,7 +15,10 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
 
 /** "250ms", "1.5s", "2m", "1h" or a number of milliseconds. */
 export const duration = z
-  .union([z.number().finite(), z.string().regex(DURATION_RE, "expected a duration like 500ms, 2s, 1m")])
+  .union([
+    z.number().finite(),
+    z.string().regex(DURATION_RE, "expected a duration like 500ms, 2s, 1m"),
+  ])
   .transform((v) => {
     if (typeof v === "number") return v;
     const m = DURATION_RE.exec(v)!;
@@ -27,7 +30,10 @@ const RATE_RE = /^(\d+(?:\.\d+)?)\s*(bit|kbit|Mbit|Gbit)(?:\/s)?$/;
 const RATE_BPS: Record<string, number> = { bit: 1, kbit: 1e3, Mbit: 1e6, Gbit: 1e9 };
 /** "100Mbit", "1Gbit/s" or bits per second. */
 export const bitrate = z
-  .union([z.number().positive(), z.string().regex(RATE_RE, "expected a rate like 100Mbit or 1Gbit")])
+  .union([
+    z.number().positive(),
+    z.string().regex(RATE_RE, "expected a rate like 100Mbit or 1Gbit"),
+  ])
   .transform((v) => {
     if (typeof v === "number") return v;
     const m = RATE_RE.exec(v)!;
@@ -97,12 +103,14 @@ export const latencySchema = z.discriminatedUnion("dist", [
   z.strictObject({
     dist: z.literal("lognormal"),
     median: duration.refine((v) => v > 0, "must be positive"),
-    sigma: z.number().nonnegative(),
+    // Beyond ~10 the tail overflows to Infinity in float64 samples.
+    sigma: z.number().nonnegative().max(10),
   }),
   z.strictObject({
     dist: z.literal("pareto"),
     scale: duration.refine((v) => v > 0, "must be positive"),
-    shape: z.number().positive(),
+    // Below 0.5 the tail overflows to Infinity in float64 samples; below 1 the mean is infinite.
+    shape: z.number().min(0.5),
   }),
 ]);
 export type Latency = z.infer<typeof latencySchema>;
@@ -203,7 +211,10 @@ export const checkSchema = z.discriminatedUnion("type", [
   /** Live, reachable nodes declared dead at most `max` times. */
   z.strictObject({ type: z.literal("membership.false-positives"), max: z.int().min(0).default(0) }),
   /** Formation (everyone sees everyone alive) within `within`. */
-  z.strictObject({ type: z.literal("membership.formation"), within: nonNegDuration.default(30_000) }),
+  z.strictObject({
+    type: z.literal("membership.formation"),
+    within: nonNegDuration.default(30_000),
+  }),
   /** Joiners are seen alive by every live node within `within` of starting. */
   z.strictObject({
     type: z.literal("membership.join-dissemination"),

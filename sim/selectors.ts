@@ -29,10 +29,16 @@ export function validateSelector(sel: Selector, nodes: readonly NodeInfo[], path
   }
   atoms.forEach((a, i) => {
     const p = Array.isArray(sel) ? `${path}[${i}]` : path;
+    if (a.endsWith("%") && Number(a.slice(0, -1)) > 100) {
+      throw new ConfigError(`${a} is more than 100 %`, p);
+    }
     if (a === "all" || a.endsWith("%") || a.startsWith("random:") || a.startsWith("tier:")) return;
     if (a.startsWith("region:")) {
       if (!regions.has(a.slice(7))) {
-        throw new ConfigError(`no node is in region "${a.slice(7)}" (known: ${[...regions].join(", ")})`, p);
+        throw new ConfigError(
+          `no node is in region "${a.slice(7)}" (known: ${[...regions].join(", ")})`,
+          p,
+        );
       }
       return;
     }
@@ -81,8 +87,9 @@ export function resolveSelector(
       if (a === "all") hit = true;
       else if (a.startsWith("region:")) hit = n.region === a.slice(7);
       else if (a.startsWith("tier:")) hit = n.tier === a.slice(5);
-      else if (m) hit = n.group === m[1] && n.indexInGroup >= Number(m[2]) && n.indexInGroup <= Number(m[3]);
-      else hit = n.group === a || n.name === a;
+      else if (m) {
+        hit = n.group === m[1] && n.indexInGroup >= Number(m[2]) && n.indexInGroup <= Number(m[3]);
+      } else hit = n.group === a || n.name === a;
       if (hit) out.add(i);
     }
   }

@@ -127,7 +127,11 @@ class SimHost implements Host<SwimMessage> {
   readonly metrics: Metrics;
   private readonly rng: Rng;
 
-  constructor(private readonly sim: Simulation, private readonly node: SimNode, private readonly life: number) {
+  constructor(
+    private readonly sim: Simulation,
+    private readonly node: SimNode,
+    private readonly life: number,
+  ) {
     this.self = node.id;
     this.ids = sim.ids;
     this.storage = node.store;
@@ -153,7 +157,13 @@ class SimHost implements Host<SwimMessage> {
     this.node.timers.set(key, gen);
     // A drifting clock runs its timers fast or slow in virtual time.
     const virtualDelay = Math.max(0, delayMs) / (1 + this.node.clockDrift);
-    this.sim.engine.schedule(this.sim.engine.now + virtualDelay, this.sim.kTimer, this.node.index, gen, key);
+    this.sim.engine.schedule(
+      this.sim.engine.now + virtualDelay,
+      this.sim.kTimer,
+      this.node.index,
+      gen,
+      key,
+    );
   }
   cancelTimer(key: string): void {
     if (this.current) this.node.timers.delete(key);
@@ -269,8 +279,12 @@ export class Simulation {
     );
     this.sidesServing = scenario.checks.some((c) => c.type === "membership.sides-serving");
 
-    this.kDeliver = this.engine.register((to, from, msg) => this.deliver(to, from, msg as SwimMessage));
-    this.kTimer = this.engine.register((node, gen, key) => this.fireTimer(node, gen, key as string));
+    this.kDeliver = this.engine.register((to, from, msg) =>
+      this.deliver(to, from, msg as SwimMessage)
+    );
+    this.kTimer = this.engine.register((node, gen, key) =>
+      this.fireTimer(node, gen, key as string)
+    );
     this.kAction = this.engine.register((i) => this.actions[i]());
 
     for (const n of this.nodes) this.at(n.startAt, () => this.startNode(n));
@@ -304,12 +318,23 @@ export class Simulation {
     this.scenario.faults.forEach((f, fi) => {
       const path = `faults[${fi}]`;
       if (f.at > this.durationMs) {
-        throw new ConfigError(`at (${f.at} ms) is after the end of the run (${this.durationMs} ms)`, `${path}.at`);
+        throw new ConfigError(
+          `at (${f.at} ms) is after the end of the run (${this.durationMs} ms)`,
+          `${path}.at`,
+        );
       }
-      const account: FaultAccount = { name: f.name ?? `${f.type}@${f.at}ms`, type: f.type, at: f.at, declared: 1, fired: 0 };
+      const account: FaultAccount = {
+        name: f.name ?? `${f.type}@${f.at}ms`,
+        type: f.type,
+        at: f.at,
+        declared: 1,
+        fired: 0,
+      };
       this.faults.push(account);
       const rng = this.rootRng.derive(`fault/${fi}`);
-      const until = "until" in f && f.until !== undefined ? Math.min(f.until, this.durationMs) : this.durationMs;
+      const until = "until" in f && f.until !== undefined
+        ? Math.min(f.until, this.durationMs)
+        : this.durationMs;
       const isUp = (i: number) => this.nodes[i].up;
       const windowRule = (rule: LinkRule) => {
         this.at(f.at, () => {
@@ -502,7 +527,13 @@ export class Simulation {
     const cost = this.scenario.signatures.verifyCostUs / 1000;
     this.engine.schedule(now + delay + cost, this.kDeliver, to.index, from.index, msg);
     if (this.network.duplicate(from.netRng)) {
-      this.engine.schedule(now + this.network.resample(from.netRng) + cost, this.kDeliver, to.index, from.index, msg);
+      this.engine.schedule(
+        now + this.network.resample(from.netRng) + cost,
+        this.kDeliver,
+        to.index,
+        from.index,
+        msg,
+      );
     }
   }
 
@@ -515,7 +546,13 @@ export class Simulation {
     to.bytesReceived += size;
     this.deliveredMsgs++;
     if (this.opts.trace) {
-      this.trace({ ev: "msg", from: this.nodes[fromIdx].name, to: to.name, type: msg.t, bytes: size });
+      this.trace({
+        ev: "msg",
+        from: this.nodes[fromIdx].name,
+        to: to.name,
+        type: msg.t,
+        bytes: size,
+      });
     }
     to.proto!.onMessage(this.nodes[fromIdx].id, msg);
     this.afterHandler();
@@ -572,7 +609,9 @@ export class Simulation {
     this.intervalBytes = 0;
     this.intervalMsgs = 0;
     if (o.converged()) {
-      if (this.convergedAt === null && this.engine.now >= this.lastFaultEnd) this.convergedAt = this.engine.now;
+      if (this.convergedAt === null && this.engine.now >= this.lastFaultEnd) {
+        this.convergedAt = this.engine.now;
+      }
     } else {
       this.convergedAt = null;
       this.lastUnconvergedSample = this.engine.now;
@@ -596,7 +635,9 @@ export class Simulation {
           if (s === 2 || s === 3) {
             return {
               check: "membership.sides-serving",
-              detail: `${a.name} declared ${b.name} (same side, up) ${s === 2 ? "dead" : "left"} during the partition`,
+              detail: `${a.name} declared ${b.name} (same side, up) ${
+                s === 2 ? "dead" : "left"
+              } during the partition`,
             };
           }
         }
@@ -611,7 +652,11 @@ export class Simulation {
     while (!this.violation && this.engine.events < stopAt) {
       const budget = Math.min(sliceEvents, stopAt - this.engine.events);
       const done = this.engine.run(this.durationMs, budget);
-      onProgress?.({ virtualMs: this.engine.now, durationMs: this.durationMs, events: this.engine.events });
+      onProgress?.({
+        virtualMs: this.engine.now,
+        durationMs: this.durationMs,
+        events: this.engine.events,
+      });
       if (done < budget || this.engine.peekTime() > this.durationMs) break;
     }
     for (const n of this.nodes) {
@@ -642,7 +687,9 @@ export class Simulation {
       out.push({
         name: this.violation.check,
         ok: false,
-        detail: `${this.violation.detail} (event ${this.violation.event}, t=${this.violation.t.toFixed(1)} ms)`,
+        detail: `${this.violation.detail} (event ${this.violation.event}, t=${
+          this.violation.t.toFixed(1)
+        } ms)`,
       });
     }
     const unfired = this.faults.filter((f) => f.fired === 0);
@@ -662,14 +709,21 @@ export class Simulation {
             ok,
             detail: this.convergedAt === null
               ? `not converged at the end: ${o.divergence()}`
-              : `converged ${((this.convergedAt - this.lastFaultEnd) / 1000).toFixed(1)} s after the last fault ended (bound ${c.within / 1000} s)`,
+              : `converged ${
+                ((this.convergedAt - this.lastFaultEnd) / 1000).toFixed(1)
+              } s after the last fault ended (bound ${c.within / 1000} s)`,
           });
           break;
         }
         case "membership.detection": {
           const done = o.detections.filter((d) => !d.restartedBefore);
           const missed = done.filter((d) => d.allDeclaredAt === null);
-          const worst = Math.max(0, ...done.filter((d) => d.allDeclaredAt !== null).map((d) => d.allDeclaredAt! - d.crashAt));
+          const worst = Math.max(
+            0,
+            ...done.filter((d) => d.allDeclaredAt !== null).map((d) =>
+              d.allDeclaredAt! - d.crashAt
+            ),
+          );
           const ok = done.length > 0 && missed.length === 0 && worst <= c.maxMs;
           out.push({
             name: c.type,
@@ -677,8 +731,12 @@ export class Simulation {
             detail: done.length === 0
               ? "no crash to detect (the check needs a crash fault)"
               : missed.length > 0
-              ? `${missed.length} of ${done.length} crashes never detected by every live node (e.g. ${this.nodes[missed[0].target].name})`
-              : `${done.length} crashes, slowest detected by all in ${(worst / 1000).toFixed(2)} s (bound ${c.maxMs / 1000} s)`,
+              ? `${missed.length} of ${done.length} crashes never detected by every live node (e.g. ${
+                this.nodes[missed[0].target].name
+              })`
+              : `${done.length} crashes, slowest detected by all in ${
+                (worst / 1000).toFixed(2)
+              } s (bound ${c.maxMs / 1000} s)`,
           });
           break;
         }
@@ -702,13 +760,18 @@ export class Simulation {
           break;
         case "membership.join-dissemination": {
           const pending = o.joins.filter((j) => j.allAliveAt === null);
-          const worst = Math.max(0, ...o.joins.filter((j) => j.allAliveAt !== null).map((j) => j.allAliveAt! - j.joinAt));
+          const worst = Math.max(
+            0,
+            ...o.joins.filter((j) => j.allAliveAt !== null).map((j) => j.allAliveAt! - j.joinAt),
+          );
           out.push({
             name: c.type,
             ok: o.joins.length > 0 && pending.length === 0 && worst <= c.within,
             detail: o.joins.length === 0
               ? "no joiner (the check needs a node group that starts later)"
-              : `${o.joins.length} joins, ${pending.length} never seen by all; slowest ${(worst / 1000).toFixed(2)} s (bound ${c.within / 1000} s)`,
+              : `${o.joins.length} joins, ${pending.length} never seen by all; slowest ${
+                (worst / 1000).toFixed(2)
+              } s (bound ${c.within / 1000} s)`,
           });
           break;
         }
@@ -719,7 +782,11 @@ export class Simulation {
               name: c.type,
               ok: true,
               detail: c.type === "membership.sides-serving"
-                ? `held at every sample${this.faults.some((f) => f.type === "partition") ? "" : " (no partition in this scenario)"}`
+                ? `held at every sample${
+                  this.faults.some((f) => f.type === "partition")
+                    ? ""
+                    : " (no partition in this scenario)"
+                }`
                 : "held at every view change",
             });
           }

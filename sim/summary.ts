@@ -44,7 +44,7 @@ export interface Summary {
 /** Nearest-rank percentile of a sorted array. */
 export function percentile(sorted: readonly number[], p: number): number | null {
   if (sorted.length === 0) return null;
-  const rank = Math.ceil((p / 100) * sorted.length);
+  const rank = Math.ceil((p * sorted.length) / 100); // (p/100)*n rounds up past integers
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
 }
 
@@ -61,7 +61,9 @@ export function latencyStats(values: number[]): LatencyStats {
 export function membershipMetrics(sim: Simulation): MembershipMetrics {
   const o = sim.observer;
   const crashes = o.detections.filter((d) => !d.restartedBefore);
-  const detected = crashes.filter((d) => d.allDeclaredAt !== null).map((d) => d.allDeclaredAt! - d.crashAt);
+  const detected = crashes.filter((d) => d.allDeclaredAt !== null).map((d) =>
+    d.allDeclaredAt! - d.crashAt
+  );
   const joined = o.joins.filter((j) => j.allAliveAt !== null).map((j) => j.allAliveAt! - j.joinAt);
   const nodeSeconds = sim.nodes.reduce((s, n) => s + n.upMs, 0) / 1000;
   return {
@@ -80,7 +82,12 @@ export function membershipMetrics(sim: Simulation): MembershipMetrics {
   };
 }
 
-export function replayCommand(scenarioFile: string, seed: number, sets: string[], event?: number): string {
+export function replayCommand(
+  scenarioFile: string,
+  seed: number,
+  sets: string[],
+  event?: number,
+): string {
   const setArgs = sets.map((s) => ` --set ${JSON.stringify(s)}`).join("");
   const ev = event !== undefined ? ` --event ${event}` : "";
   return `deno task sim replay ${scenarioFile} --seed ${seed}${setArgs}${ev}`;
@@ -132,7 +139,14 @@ export async function writeOutputs(dir: string, sim: Simulation, summary: Summar
     ),
     "joins.csv": csv(
       ["node", "join_ms", "all_alive_ms", "latency_ms"],
-      o.joins.map((j) => [name(j.node), j.joinAt, j.allAliveAt, j.allAliveAt === null ? null : j.allAliveAt - j.joinAt]),
+      o.joins.map((
+        j,
+      ) => [
+        name(j.node),
+        j.joinAt,
+        j.allAliveAt,
+        j.allAliveAt === null ? null : j.allAliveAt - j.joinAt,
+      ]),
     ),
     "nodes.csv": csv(
       ["node", "bytes_sent", "bytes_received", "msgs_sent", "up_ms", "bytes_per_sec"],
@@ -161,9 +175,15 @@ export async function writeOutputs(dir: string, sim: Simulation, summary: Summar
   }
 }
 
-const fmtMs = (v: number | null) => (v === null ? "-" : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`);
+const fmtMs = (
+  v: number | null,
+) => (v === null ? "-" : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`);
 const fmtBytes = (b: number) =>
-  b >= 1024 ** 3 ? `${(b / 1024 ** 3).toFixed(2)} GiB` : b >= 1024 ** 2 ? `${(b / 1024 ** 2).toFixed(0)} MiB` : `${(b / 1024).toFixed(0)} KiB`;
+  b >= 1024 ** 3
+    ? `${(b / 1024 ** 3).toFixed(2)} GiB`
+    : b >= 1024 ** 2
+    ? `${(b / 1024 ** 2).toFixed(0)} MiB`
+    : `${(b / 1024).toFixed(0)} KiB`;
 
 /** A readable table for the terminal. */
 export function formatSummary(s: Summary): string {
@@ -174,29 +194,41 @@ export function formatSummary(s: Summary): string {
     ["trace hash", s.traceHash],
     ["virtual time", fmtMs(s.virtualMs)],
     ["wall time", fmtMs(s.wallMs)],
-    ["events", `${s.events.toLocaleString("en-US")} (${Math.round(s.eventsPerSec).toLocaleString("en-US")}/s)`],
+    [
+      "events",
+      `${s.events.toLocaleString("en-US")} (${
+        Math.round(s.eventsPerSec).toLocaleString("en-US")
+      }/s)`,
+    ],
     ["peak RSS", fmtBytes(s.peakRssBytes)],
     ["nodes", String(m.nodes)],
     ["formation", fmtMs(m.formationMs)],
     [
       "detection (by all)",
-      `n=${m.detection.count} p50 ${fmtMs(m.detection.p50Ms)} p99 ${fmtMs(m.detection.p99Ms)} max ${fmtMs(m.detection.maxMs)}` +
+      `n=${m.detection.count} p50 ${fmtMs(m.detection.p50Ms)} p99 ${fmtMs(m.detection.p99Ms)} max ${
+        fmtMs(m.detection.maxMs)
+      }` +
       (m.detection.undetected ? `, ${m.detection.undetected} undetected` : ""),
     ],
     [
       "join dissemination",
-      `n=${m.joinDissemination.count} p50 ${fmtMs(m.joinDissemination.p50Ms)} p99 ${fmtMs(m.joinDissemination.p99Ms)} max ${
-        fmtMs(m.joinDissemination.maxMs)
-      }`,
+      `n=${m.joinDissemination.count} p50 ${fmtMs(m.joinDissemination.p50Ms)} p99 ${
+        fmtMs(m.joinDissemination.p99Ms)
+      } max ${fmtMs(m.joinDissemination.maxMs)}`,
     ],
-    ["false positives", `${m.falsePositives} dead, ${m.falseSuspicions} suspected (partition: ${m.partitionDeclarations})`],
+    [
+      "false positives",
+      `${m.falsePositives} dead, ${m.falseSuspicions} suspected (partition: ${m.partitionDeclarations})`,
+    ],
     ["bytes/node/s", m.bytesPerNodePerSec.toFixed(0)],
     ["msgs/node/s", m.messagesPerNodePerSec.toFixed(1)],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   const lines = rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`);
   lines.push("", "  faults:");
-  for (const f of s.faults) lines.push(`    ${f.fired > 0 ? "fired" : "NEVER"}  ${f.name} (x${f.fired})`);
+  for (const f of s.faults) {
+    lines.push(`    ${f.fired > 0 ? "fired" : "NEVER"}  ${f.name} (x${f.fired})`);
+  }
   lines.push("", "  checks:");
   for (const c of s.checks) lines.push(`    ${c.ok ? "ok  " : "FAIL"}  ${c.name}: ${c.detail}`);
   return lines.join("\n");

@@ -10,6 +10,8 @@ interface Entry {
   readonly member: number;
   /** Encoded size, computed once at enqueue. */
   readonly size: number;
+  /** Enqueue order: higher is newer. */
+  readonly seq: number;
   transmits: number;
   live: boolean;
 }
@@ -17,8 +19,11 @@ interface Entry {
 const NONE: readonly GossipItem[] = [];
 
 export class BroadcastQueue {
-  /** buckets[t] holds entries sent t times, newest at the end. */
+  /** buckets[t] holds entries sent t times, newest at the end once sorted. */
   private buckets: Entry[][] = [];
+  /** unsorted[t]: an entry older than the bucket's last one was appended to bucket t. */
+  private unsorted: boolean[] = [];
+  private seq = 0;
   private readonly byMember = new Map<number, Entry>();
   private readonly scratch: Entry[] = [];
 
@@ -30,7 +35,7 @@ export class BroadcastQueue {
   enqueue(member: number, item: GossipItem, size: number): void {
     const old = this.byMember.get(member);
     if (old) old.live = false;
-    const e: Entry = { item, member, size, transmits: 0, live: true };
+    const e: Entry = { item, member, size, seq: this.seq++, transmits: 0, live: true };
     this.byMember.set(member, e);
     (this.buckets[0] ??= []).push(e);
   }
@@ -47,6 +52,10 @@ export class BroadcastQueue {
     outer: for (let t = 0; t < this.buckets.length; t++) {
       const bucket = this.buckets[t];
       if (!bucket) continue;
+      if (this.unsorted[t]) {
+        bucket.sort(bySeq);
+        this.unsorted[t] = false;
+      }
       while (bucket.length > 0) {
         const e = bucket[bucket.length - 1];
         if (!e.live) {
@@ -61,7 +70,8 @@ export class BroadcastQueue {
     }
     if (taken.length === 0) return NONE;
     const items: GossipItem[] = new Array(taken.length);
-    // Re-file in reverse so the newest stays at the end of its new bucket.
+    // Re-file in reverse (oldest first) so the newest ends up last in its new bucket; a bucket
+    // that receives an entry older than its last is sorted before its next use.
     for (let i = taken.length - 1; i >= 0; i--) {
       const e = taken[i];
       items[i] = e.item;
@@ -70,7 +80,9 @@ export class BroadcastQueue {
         e.live = false;
         if (this.byMember.get(e.member) === e) this.byMember.delete(e.member);
       } else {
-        (this.buckets[e.transmits] ??= []).push(e);
+        const b = (this.buckets[e.transmits] ??= []);
+        if (b.length > 0 && b[b.length - 1].seq > e.seq) this.unsorted[e.transmits] = true;
+        b.push(e);
       }
     }
     taken.length = 0;
@@ -79,6 +91,9 @@ export class BroadcastQueue {
 
   clear(): void {
     this.buckets = [];
+    this.unsorted = [];
     this.byMember.clear();
   }
 }
+
+const bySeq = (a: Entry, b: Entry) => a.seq - b.seq;

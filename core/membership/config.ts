@@ -28,7 +28,10 @@ export const swimConfigSchema = z.strictObject({
   awarenessMaxMultiplier: z.int().min(1).max(64).default(8).describe(
     "Lifeguard local-health multiplier cap",
   ),
-  pushPullIntervalMs: ms(30000, "push-pull anti-entropy interval, scaled up above 32 nodes (0 = off)"),
+  pushPullIntervalMs: ms(
+    30000,
+    "push-pull anti-entropy interval, scaled up above 32 nodes (0 = off)",
+  ),
   reconnectIntervalMs: ms(30000, "interval between attempts to reach a dead member (0 = off)"),
   gossipToTheDeadMs: ms(30000, "keep gossiping to a dead member this long"),
   leavePropagateMs: positiveMs(1000, "time a leaving node keeps gossiping its leave"),

@@ -66,7 +66,12 @@ export class MemberTable {
    * random affine permutation (rotation and a stride coprime to the count): cheap, and
    * different per node so probes are not synchronised; it is reshuffled after the first pass.
    */
-  loadAlive(members: Int32Array, incs: readonly number[], skip: number, random: () => number): number[] {
+  loadAlive(
+    members: Int32Array,
+    incs: readonly number[],
+    skip: number,
+    random: () => number,
+  ): number[] {
     const fresh: number[] = [];
     for (let i = 0; i < members.length; i++) {
       const idx = members[i];
@@ -105,7 +110,9 @@ export class MemberTable {
   /** Next member to probe (alive or suspect), reshuffling after each full pass. */
   nextProbeTarget(random: () => number): number {
     if (this.live === 0) return -1;
-    for (let tries = 0; tries <= this.orderLen; tries++) {
+    // Up to the rest of this pass plus one whole reshuffled pass: a live member is found
+    // whenever one exists, however many dead ones sit in the order.
+    for (let tries = 0; tries < 2 * this.orderLen + 1; tries++) {
       if (this.cursor >= this.orderLen) {
         this.cursor = 0;
         this.shuffle(random);

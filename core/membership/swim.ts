@@ -23,9 +23,9 @@ import { gossipItemSize } from "./codec.ts";
 import {
   retransmitLimit,
   scaledPushPullInterval,
-  type SwimConfig,
   suspicionBounds,
   suspicionTimeout,
+  type SwimConfig,
 } from "./config.ts";
 import { MemberTable, UNKNOWN } from "./members.ts";
 import {
@@ -144,7 +144,9 @@ export class Swim implements Protocol<SwimMessage> {
     this.selfIdx = this.ids.intern(host.self);
     this.table = new MemberTable(this.ids.size);
     const stored = host.storage.get(INC_KEY);
-    const last = stored && stored.length === 4 ? new DataView(stored.buffer, stored.byteOffset).getUint32(0) : 0;
+    const last = stored && stored.length === 4
+      ? new DataView(stored.buffer, stored.byteOffset).getUint32(0)
+      : 0;
     this.setIncarnation(last + 1);
 
     const snap = this.opts.initialMembers;
@@ -154,7 +156,14 @@ export class Swim implements Protocol<SwimMessage> {
       if (this.opts.onSnapshot) this.opts.onSnapshot(loaded);
       else {
         for (const idx of loaded) {
-          this.opts.listener?.(idx, UNKNOWN, MemberState.Alive, 0, this.table.inc[idx], this.selfIdx);
+          this.opts.listener?.(
+            idx,
+            UNKNOWN,
+            MemberState.Alive,
+            0,
+            this.table.inc[idx],
+            this.selfIdx,
+          );
         }
       }
     }
@@ -275,7 +284,12 @@ export class Swim implements Protocol<SwimMessage> {
         // A member we hold dead is probing us: it does not know. Tell it, so it refutes.
         const idx = this.ids.lookup(from);
         if (idx !== undefined && this.table.get(idx) === MemberState.Dead) {
-          const dead: DeadItem = { k: "dead", node: from, inc: this.table.inc[idx], from: this.host.self };
+          const dead: DeadItem = {
+            k: "dead",
+            node: from,
+            inc: this.table.inc[idx],
+            from: this.host.self,
+          };
           this.host.send(from, { t: "gossip", gossip: [dead] });
         }
         return;
