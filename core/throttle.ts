@@ -127,6 +127,7 @@ function interpolate(points: readonly ThrottlePoint[], n: number): number {
   for (let i = 1; i < points.length; i++) {
     const p1 = points[i];
     if (n <= p1.x) {
+      if (n === p1.x) return p1.y; // exact at the points, whatever the magnitudes
       const p0 = points[i - 1];
       const v = p0.y + (p1.y - p0.y) * ((n - p0.x) / (p1.x - p0.x));
       // Clamp to the segment's range so rounding never overshoots an end point (this keeps
