@@ -19,10 +19,8 @@ interface Entry {
 const NONE: readonly GossipItem[] = [];
 
 export class BroadcastQueue {
-  /** buckets[t] holds entries sent t times, newest at the end once sorted. */
+  /** buckets[t]: entries sent t times, a max-heap on `seq` (newest at the root). */
   private buckets: Entry[][] = [];
-  /** unsorted[t]: an entry older than the bucket's last one was appended to bucket t. */
-  private unsorted: boolean[] = [];
   private seq = 0;
   private readonly byMember = new Map<number, Entry>();
   private readonly scratch: Entry[] = [];
@@ -37,12 +35,13 @@ export class BroadcastQueue {
     if (old) old.live = false;
     const e: Entry = { item, member, size, seq: this.seq++, transmits: 0, live: true };
     this.byMember.set(member, e);
-    (this.buckets[0] ??= []).push(e);
+    heapPush(this.buckets[0] ??= [], e);
   }
 
   /**
-   * Takes items whose sizes fit in `budget` bytes, counting one transmit each; items that
-   * reach `limit` transmits leave the queue.
+   * Takes items whose sizes fit in `budget` bytes, fewest transmits first and newest first
+   * among equals, stopping at the first that does not fit; each counts one transmit, and
+   * items that reach `limit` transmits leave the queue.
    */
   take(budget: number, limit: number): readonly GossipItem[] {
     if (this.byMember.size === 0) return NONE;
@@ -52,27 +51,21 @@ export class BroadcastQueue {
     outer: for (let t = 0; t < this.buckets.length; t++) {
       const bucket = this.buckets[t];
       if (!bucket) continue;
-      if (this.unsorted[t]) {
-        bucket.sort(bySeq);
-        this.unsorted[t] = false;
-      }
       while (bucket.length > 0) {
-        const e = bucket[bucket.length - 1];
+        const e = bucket[0];
         if (!e.live) {
-          bucket.pop();
+          heapPop(bucket);
           continue;
         }
         if (e.size > left) break outer;
-        bucket.pop();
+        heapPop(bucket);
         left -= e.size;
         taken.push(e);
       }
     }
     if (taken.length === 0) return NONE;
     const items: GossipItem[] = new Array(taken.length);
-    // Re-file in reverse (oldest first) so the newest ends up last in its new bucket; a bucket
-    // that receives an entry older than its last is sorted before its next use.
-    for (let i = taken.length - 1; i >= 0; i--) {
+    for (let i = 0; i < taken.length; i++) {
       const e = taken[i];
       items[i] = e.item;
       e.transmits++;
@@ -80,9 +73,7 @@ export class BroadcastQueue {
         e.live = false;
         if (this.byMember.get(e.member) === e) this.byMember.delete(e.member);
       } else {
-        const b = (this.buckets[e.transmits] ??= []);
-        if (b.length > 0 && b[b.length - 1].seq > e.seq) this.unsorted[e.transmits] = true;
-        b.push(e);
+        heapPush(this.buckets[e.transmits] ??= [], e);
       }
     }
     taken.length = 0;
@@ -91,9 +82,35 @@ export class BroadcastQueue {
 
   clear(): void {
     this.buckets = [];
-    this.unsorted = [];
     this.byMember.clear();
   }
 }
 
-const bySeq = (a: Entry, b: Entry) => a.seq - b.seq;
+function heapPush(h: Entry[], e: Entry): void {
+  let i = h.length;
+  h.push(e);
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (h[parent].seq >= e.seq) break;
+    h[i] = h[parent];
+    i = parent;
+  }
+  h[i] = e;
+}
+
+function heapPop(h: Entry[]): void {
+  const last = h.pop()!;
+  const n = h.length;
+  if (n === 0) return;
+  let i = 0;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= n) break;
+    const r = l + 1;
+    const c = r < n && h[r].seq > h[l].seq ? r : l;
+    if (h[c].seq <= last.seq) break;
+    h[i] = h[c];
+    i = c;
+  }
+  h[i] = last;
+}

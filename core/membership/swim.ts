@@ -683,14 +683,18 @@ export class Swim implements Protocol<SwimMessage> {
     if (!susp) return;
     this.suspicions.delete(idx);
     if (this.table.get(idx) !== MemberState.Suspect || this.table.inc[idx] !== susp.inc) return;
-    this.deadNode({ k: "dead", node: this.ids.id(idx), inc: susp.inc, from: this.host.self });
+    // The declaration is ours, but the judgement started with the first suspecter.
+    this.deadNode(
+      { k: "dead", node: this.ids.id(idx), inc: susp.inc, from: this.host.self },
+      susp.confirmers[0],
+    );
   }
 
   private clearSuspicion(idx: number): void {
     if (this.suspicions.delete(idx)) this.host.cancelTimer(P_SUSPECT + idx);
   }
 
-  private deadNode(d: DeadItem): void {
+  private deadNode(d: DeadItem, origin?: number): void {
     if (d.node === this.host.self) {
       if (this.leaving) return;
       if (d.inc < this.inc) {
@@ -721,7 +725,7 @@ export class Swim implements Protocol<SwimMessage> {
     this.table.set(idx, state, d.inc);
     this.table.diedAt.set(idx, this.host.now());
     if (state === MemberState.Dead) this.host.metrics.inc("mycelium_swim_deaths_total");
-    this.opts.listener?.(idx, old, state, oldInc, d.inc, this.ids.intern(d.from));
+    this.opts.listener?.(idx, old, state, oldInc, d.inc, origin ?? this.ids.intern(d.from));
   }
 
   /** Raise our incarnation above an accusation and announce it. */
