@@ -186,13 +186,27 @@ export const faultSchema = z.discriminatedUnion("type", [
     offset: duration.default(0),
     drift: z.number().gt(-0.5).lt(0.5).default(0),
   }),
-  z.strictObject({ ...faultBase, type: z.literal("leave"), nodes: selector }),
 ]).superRefine((f, ctx) => {
   if ("until" in f && f.until !== undefined && f.until <= f.at) {
     ctx.addIssue({ code: "custom", path: ["until"], message: `must be after at (${f.at} ms)` });
   }
 });
 export type Fault = z.infer<typeof faultSchema>;
+
+// ---- workload ----
+
+/**
+ * What the nodes are asked to do. For membership that is churn: joins are node groups that
+ * start later (see `nodes[].start`), and leaves are scheduled here. Later protocols add their
+ * client operations.
+ */
+const workloadSchema = z.strictObject({
+  /** Graceful leaves: the nodes announce their departure, then stop. */
+  leaves: z.array(
+    z.strictObject({ at: nonNegDuration, nodes: selector, name: z.string().optional() }),
+  )
+    .default([]),
+});
 
 // ---- checks ----
 
@@ -256,6 +270,7 @@ export const scenarioSchema = z.strictObject({
     verifyCostUs: z.number().nonnegative().default(0),
   }).default({ mode: "modelled", verifyCostUs: 0 }),
   faults: z.array(faultSchema).default([]),
+  workload: workloadSchema.default({ leaves: [] }),
   checks: z.array(checkSchema).default([
     { type: "membership.converged", within: 60_000 },
     { type: "membership.detection", maxMs: 30_000 },

@@ -54,7 +54,7 @@ export interface SimNode extends NodeInfo {
 
 export interface FaultAccount {
   name: string;
-  type: Fault["type"];
+  type: Fault["type"] | "leave";
   at: number;
   declared: number;
   fired: number;
@@ -182,6 +182,8 @@ export class Simulation {
   readonly network: NetworkModel;
   readonly observer: MembershipObserver;
   readonly faults: FaultAccount[] = [];
+  /** Workload operations (leaves), accounted like faults. */
+  readonly workload: FaultAccount[] = [];
   readonly samples: SampleRow[] = [];
   readonly durationMs: number;
   /** When the last fault ends (heal, restart): "eventually" is measured from here. */
@@ -288,7 +290,7 @@ export class Simulation {
     this.kAction = this.engine.register((i) => this.actions[i]());
 
     for (const n of this.nodes) this.at(n.startAt, () => this.startNode(n));
-    this.lastFaultEnd = this.scheduleFaults();
+    this.lastFaultEnd = Math.max(this.scheduleFaults(), this.scheduleWorkload());
     const every = scenario.outputs.sampleInterval;
     for (let t = every; t <= this.durationMs; t += every) this.at(t, () => this.sample());
   }
@@ -429,27 +431,49 @@ export class Simulation {
           });
           break;
         }
-        case "leave": {
-          validateSelector(f.nodes, info, `${path}.nodes`);
-          const propagate = this.scenario.protocol.membership.leavePropagateMs;
-          this.at(f.at, () => {
-            this.observer.closeFormation();
-            for (const i of resolveSelector(f.nodes, info, rng, isUp)) {
-              const n = this.nodes[i];
-              n.proto!.leave();
-              account.fired++;
-              this.trace({ ev: "leave", node: n.name });
-              const life = n.life;
-              // The node process exits once its leave has propagated.
-              this.at(this.engine.now + propagate, () => {
-                if (n.up && n.life === life) this.stopNode(n, false);
-              });
-            }
-          });
-          lastEnd = Math.max(lastEnd, f.at + propagate);
-          break;
-        }
       }
+    });
+    return lastEnd;
+  }
+
+  /** Schedules the workload (graceful leaves); returns when the last operation ends. */
+  private scheduleWorkload(): number {
+    let lastEnd = 0;
+    const info = this.nodesInfo();
+    const propagate = this.scenario.protocol.membership.leavePropagateMs;
+    this.scenario.workload.leaves.forEach((w, wi) => {
+      const path = `workload.leaves[${wi}]`;
+      validateSelector(w.nodes, info, `${path}.nodes`);
+      if (w.at > this.durationMs) {
+        throw new ConfigError(
+          `at (${w.at} ms) is after the end of the run (${this.durationMs} ms)`,
+          `${path}.at`,
+        );
+      }
+      const account: FaultAccount = {
+        name: w.name ?? `leave@${w.at}ms`,
+        type: "leave",
+        at: w.at,
+        declared: 1,
+        fired: 0,
+      };
+      this.workload.push(account);
+      const rng = this.rootRng.derive(`workload/leave/${wi}`);
+      this.at(w.at, () => {
+        this.observer.closeFormation();
+        for (const i of resolveSelector(w.nodes, info, rng, (i) => this.nodes[i].up)) {
+          const n = this.nodes[i];
+          n.proto!.leave();
+          account.fired++;
+          this.trace({ ev: "leave", node: n.name });
+          const life = n.life;
+          // The node process exits once its leave has propagated.
+          this.at(this.engine.now + propagate, () => {
+            if (n.up && n.life === life) this.stopNode(n, false);
+          });
+        }
+      });
+      lastEnd = Math.max(lastEnd, w.at + propagate);
     });
     return lastEnd;
   }
@@ -700,6 +724,16 @@ export class Simulation {
         ? `all ${this.faults.length} declared faults took effect`
         : `declared but never took effect: ${unfired.map((f) => f.name).join(", ")}`,
     });
+    if (this.workload.length > 0) {
+      const idle = this.workload.filter((w) => w.fired === 0);
+      out.push({
+        name: "workload.fired",
+        ok: idle.length === 0,
+        detail: idle.length === 0
+          ? `all ${this.workload.length} workload operations took effect`
+          : `declared but never took effect: ${idle.map((w) => w.name).join(", ")}`,
+      });
+    }
     for (const c of this.scenario.checks) {
       switch (c.type) {
         case "membership.converged": {

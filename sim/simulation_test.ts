@@ -89,7 +89,7 @@ Deno.test("a false suspicion is refuted by the suspect raising its incarnation",
 Deno.test("a graceful leave is seen as left everywhere and is not a failure", () => {
   const sim = runScenario(smallScenario(8, {
     duration: "30s",
-    faults: [{ type: "leave", at: "10s", nodes: "n-6" }],
+    workload: { leaves: [{ at: "10s", nodes: "n-6" }] },
     checks: [{ type: "membership.converged", within: 15_000 }],
   }));
   assert.equal(sim.nodes[6].up, false);
@@ -243,4 +243,15 @@ Deno.test("checker faults.fired fails for a declared fault that never took effec
   const c = check(sim, "faults.fired");
   assert.equal(c.ok, false);
   assert.match(c.detail, /never took effect/);
+});
+
+Deno.test("checker workload.fired fails for a leave that found no live node", () => {
+  const sim = runScenario(smallScenario(6, {
+    duration: "20s",
+    faults: [{ type: "crash", at: "2s", nodes: "n-3" }],
+    workload: { leaves: [{ at: "5s", nodes: "n-3" }] }, // n-3 is already down
+  }));
+  const c = check(sim, "workload.fired");
+  assert.equal(c.ok, false);
+  assert.match(c.detail, /never took effect: leave@5000ms/);
 });

@@ -37,6 +37,7 @@ export interface Summary {
   ok: boolean;
   checks: CheckResult[];
   faults: Array<{ name: string; type: string; at: number; declared: number; fired: number }>;
+  workload: Array<{ name: string; type: string; at: number; declared: number; fired: number }>;
   metrics: { membership: MembershipMetrics };
   replay: string;
 }
@@ -112,6 +113,7 @@ export function buildSummary(
     ok: checks.every((c) => c.ok),
     checks,
     faults: sim.faults.map((f) => ({ ...f })),
+    workload: sim.workload.map((w) => ({ ...w })),
     metrics: { membership: membershipMetrics(sim) },
     replay: replayCommand(opts.scenarioFile, sim.seed, opts.sets, sim.violation?.event),
   };
