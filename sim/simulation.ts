@@ -356,7 +356,8 @@ export class Simulation {
           validateSelector(f.nodes, info, `${path}.nodes`);
           this.at(f.at, () => {
             this.observer.closeFormation();
-            const victims = resolveSelector(f.nodes, info, rng, isUp);
+            // (Random atoms draw among live nodes; fixed ones may name nodes already down.)
+            const victims = resolveSelector(f.nodes, info, rng, isUp).filter(isUp);
             for (const i of victims) {
               this.crashNode(this.nodes[i], f.loseUnsynced);
               account.fired++;
@@ -461,7 +462,8 @@ export class Simulation {
       const rng = this.rootRng.derive(`workload/leave/${wi}`);
       this.at(w.at, () => {
         this.observer.closeFormation();
-        for (const i of resolveSelector(w.nodes, info, rng, (i) => this.nodes[i].up)) {
+        const isUp = (i: number) => this.nodes[i].up;
+        for (const i of resolveSelector(w.nodes, info, rng, isUp).filter(isUp)) {
           const n = this.nodes[i];
           n.proto!.leave();
           account.fired++;

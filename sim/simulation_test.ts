@@ -255,3 +255,15 @@ Deno.test("checker workload.fired fails for a leave that found no live node", ()
   assert.equal(c.ok, false);
   assert.match(c.detail, /never took effect: leave@5000ms/);
 });
+
+Deno.test("a crash of a node that is already down does not count as fired", () => {
+  const sim = runScenario(smallScenario(6, {
+    duration: "20s",
+    faults: [
+      { type: "crash", at: "2s", nodes: "n-3" },
+      { type: "crash", at: "5s", nodes: "n-3", name: "again" },
+    ],
+  }));
+  assert.deepEqual(sim.faults.map((f) => f.fired), [1, 0]);
+  assert.equal(check(sim, "faults.fired").ok, false);
+});
