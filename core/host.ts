@@ -37,6 +37,11 @@ export interface Host<M> {
   /** Uniform in [0, 1) from this node's own seeded stream in the simulator. */
   random(): number;
   send(to: NodeId, msg: M): void;
+  /**
+   * Sends to a transport address whose node id is not known yet (joining through seed
+   * addresses). Only real runtimes have it; the simulator joins by node id.
+   */
+  sendToAddress?(addr: string, msg: M): void;
   /** Re-setting a key replaces the earlier timer with that key. */
   setTimer(key: string, delayMs: number): void;
   cancelTimer(key: string): void;

@@ -53,6 +53,8 @@ export interface SwimOptions {
   config: SwimConfig;
   /** Join through these nodes (push-pull with each until one answers). */
   seeds?: readonly NodeId[];
+  /** Join through these transport addresses ("host:port"), via Host.sendToAddress. */
+  seedAddrs?: readonly string[];
   /**
    * Start from a membership snapshot (a Seed spore): members known alive, with their
    * incarnations (parallel arrays).
@@ -170,7 +172,8 @@ export class Swim implements Protocol<SwimMessage> {
     this.enqueueSelfAlive();
 
     const seeds = (this.opts.seeds ?? []).filter((s) => s !== host.self);
-    if (seeds.length > 0) {
+    const seedAddrs = host.sendToAddress ? (this.opts.seedAddrs ?? []) : [];
+    if (seeds.length > 0 || seedAddrs.length > 0) {
       this.joined = false;
       this.sendJoin();
     }
@@ -228,6 +231,12 @@ export class Swim implements Protocol<SwimMessage> {
   /** Members alive or suspect in this view, self excluded. */
   get liveMembers(): number {
     return this.table.live;
+  }
+
+  /** The transport address a member announced ("" or undefined when none). */
+  addrOf(node: NodeId): string | undefined {
+    const idx = this.ids.lookup(node);
+    return idx === undefined ? undefined : this.table.addr.get(idx);
   }
 
   stateOf(node: NodeId): MemberState | undefined {
@@ -545,6 +554,13 @@ export class Swim implements Protocol<SwimMessage> {
     const picks = seeds.length <= 3 ? seeds : pickK(seeds, 3, () => this.host.random());
     const msg = this.localState(true, false);
     for (const s of picks) this.host.send(s, msg);
+    const addrs = (this.opts.seedAddrs ?? []).filter((a) => a !== this.opts.addr);
+    const send = this.host.sendToAddress?.bind(this.host);
+    if (send) {
+      for (const a of addrs.length <= 3 ? addrs : pickK(addrs, 3, () => this.host.random())) {
+        send(a, msg);
+      }
+    }
     this.host.setTimer(T_JOIN, this.config.joinRetryMs);
   }
 

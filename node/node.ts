@@ -1,0 +1,335 @@
+/**
+ * A Mycelium node: the same core/ SWIM membership as the simulator, over real sockets.
+ * UDP datagrams (authenticated with the network's isolation key) carry gossip; a mutual-TLS
+ * stream listener (client certificates required, checked against the network CA) serves
+ * reliable traffic; state lives in SQLite; the admin HTTP server exposes health, metrics and
+ * the membership view. SIGTERM leaves the cluster gracefully.
+ */
+import tls from "node:tls";
+import { join } from "node:path";
+import { IdInterner, type NodeId } from "../core/ids.ts";
+import { DecodeError } from "../core/errors.ts";
+import { encodeSwim, parseSwim } from "../core/membership/codec.ts";
+import { MemberState, memberStateName, type SwimMessage } from "../core/membership/messages.ts";
+import { Swim } from "../core/membership/swim.ts";
+import { type AdminServer, startAdmin } from "./admin.ts";
+import type { NodeConfig } from "./config.ts";
+import { DatagramTransport } from "./datagram.ts";
+import { attachFramedSocket, FrameError } from "./framing.ts";
+import { NodeHost } from "./host.ts";
+import { JsonLogger } from "./log.ts";
+import { PromMetrics, SWIM_METRIC_NAMES } from "./metrics.ts";
+import { loadNodeIdentity, type NodeIdentity, peerNodeId, tlsOptions } from "./pki.ts";
+import { SqliteStore } from "./store.ts";
+import { VERSION } from "./version.ts";
+
+/** Stream frame types (more protocols add theirs). */
+export const FRAME_PING = 1;
+export const FRAME_PONG = 2;
+
+export class MyceliumNode {
+  readonly identity: NodeIdentity;
+  readonly config: NodeConfig;
+  readonly swim: Swim;
+  readonly metrics: PromMetrics;
+  readonly log: JsonLogger;
+  private readonly store: SqliteStore;
+  private readonly transport: DatagramTransport;
+  private readonly host: NodeHost<SwimMessage>;
+  private readonly tlsServer: tls.Server;
+  readonly streamAddress: string;
+  private admin: AdminServer | null = null;
+  private readonly addrs = new Map<NodeId, string>();
+  private readonly streamCounters: Record<string, number> = {};
+  private readonly startedAt = Date.now();
+  private stopping = false;
+
+  private constructor(parts: {
+    identity: NodeIdentity;
+    config: NodeConfig;
+    swim: Swim;
+    metrics: PromMetrics;
+    log: JsonLogger;
+    store: SqliteStore;
+    transport: DatagramTransport;
+    host: NodeHost<SwimMessage>;
+    tlsServer: tls.Server;
+    streamAddress: string;
+  }) {
+    this.identity = parts.identity;
+    this.config = parts.config;
+    this.swim = parts.swim;
+    this.metrics = parts.metrics;
+    this.log = parts.log;
+    this.store = parts.store;
+    this.transport = parts.transport;
+    this.host = parts.host;
+    this.tlsServer = parts.tlsServer;
+    this.streamAddress = parts.streamAddress;
+  }
+
+  static async start(config: NodeConfig): Promise<MyceliumNode> {
+    const identity = await loadNodeIdentity(config.node.identityDir);
+    const log = new JsonLogger({ node: identity.name || identity.nodeId, level: config.log.level });
+    const metrics = new PromMetrics();
+    metrics.preregister([
+      ...SWIM_METRIC_NAMES,
+      "mycelium_tls_handshake_failures_total",
+      "mycelium_stream_connections_total",
+      "mycelium_handler_errors_total",
+      "mycelium_datagrams_unroutable_total",
+    ]);
+    await Deno.mkdir(config.node.dataDir, { recursive: true });
+    const store = SqliteStore.open(join(config.node.dataDir, "state.db"));
+    const ids = new IdInterner();
+
+    // Filled in below: the transport's callback needs the node, the node needs the transport.
+    let node: MyceliumNode | null = null;
+    const transport = await DatagramTransport.bind({
+      host: config.gossip.bind,
+      port: config.gossip.port,
+      key: identity.isolationKey,
+      self: identity.nodeId,
+      maxBytes: 65_507,
+      onMessage: (from, payload, addr) => node?.onDatagram(from, payload, addr),
+    });
+    const advertise = config.gossip.advertise ?? transport.address;
+
+    const counters: Record<string, number> = {};
+    const { server: tlsServer, address: streamAddress } = await listenStreams(
+      identity,
+      config.streams.bind,
+      config.streams.port,
+      config.streams.maxFrameBytes,
+      counters,
+      log,
+      metrics,
+    );
+
+    const swim = new Swim({
+      config: config.membership,
+      seedAddrs: config.join.seeds,
+      addr: advertise,
+      listener: (idx, from, to) => {
+        if (from === to) return;
+        const id = ids.id(idx);
+        log.log(to === MemberState.Alive ? "info" : "warn", "member_state", {
+          member: id,
+          from: memberStateName[from] ?? "unknown",
+          to: memberStateName[to],
+        });
+      },
+    });
+    const host = new NodeHost<SwimMessage>({
+      self: identity.nodeId,
+      ids,
+      storage: store,
+      log: log.child("swim"),
+      metrics,
+      send: (to, msg) => node!.sendTo(to, msg),
+      sendToAddress: (addr, msg) => node!.sendToAddr(addr, msg),
+      onTimer: (key) => swim.onTimer(key),
+    });
+    node = new MyceliumNode({
+      identity,
+      config,
+      swim,
+      metrics,
+      log,
+      store,
+      transport,
+      host,
+      tlsServer,
+      streamAddress,
+    });
+    Object.assign(node.streamCounters, counters);
+    host.guard("start", () => swim.start(host));
+    node.admin = await startAdmin(node.adminView(), config.admin.bind, config.admin.port);
+    log.log("info", "started", {
+      nodeId: identity.nodeId,
+      networkId: identity.networkId,
+      gossip: transport.address,
+      streams: streamAddress,
+      admin: node.admin.address,
+      incarnation: swim.incarnation,
+    });
+    return node;
+  }
+
+  get gossipAddress(): string {
+    return this.transport.address;
+  }
+  get adminAddress(): string {
+    return this.admin?.address ?? "";
+  }
+
+  // ---- transport ----
+
+  private onDatagram(from: NodeId, payload: Uint8Array, addr: string): void {
+    let msg: SwimMessage;
+    try {
+      msg = parseSwim(payload);
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      this.metrics.inc("mycelium_datagrams_dropped_total", 1, { reason: "decode" });
+      this.log.log("debug", "datagram_dropped", { reason: "decode", from, addr, error: e.message });
+      return;
+    }
+    if (from === this.identity.nodeId) return;
+    this.addrs.set(from, addr);
+    this.host.guard(`message ${msg.t}`, () => this.swim.onMessage(from, msg));
+  }
+
+  private sendTo(to: NodeId, msg: SwimMessage): void {
+    const addr = this.addrs.get(to) ?? this.swim.addrOf(to);
+    if (!addr) {
+      this.metrics.inc("mycelium_datagrams_unroutable_total");
+      return;
+    }
+    this.sendToAddr(addr, msg);
+  }
+
+  private sendToAddr(addr: string, msg: SwimMessage): void {
+    this.transport.send(addr, encodeSwim(msg));
+  }
+
+  // ---- admin ----
+
+  private adminView() {
+    return {
+      health: () => (this.stopping ? ["stopping"] : []),
+      readiness: () => {
+        const missing: string[] = [];
+        if (this.stopping) missing.push("stopping");
+        if (!this.swim.isJoined && this.swim.liveMembers === 0) missing.push("not joined yet");
+        return missing;
+      },
+      status: () => this.status(),
+      members: () => this.memberList(),
+      metrics: async () => {
+        this.refreshGauges();
+        return { contentType: this.metrics.contentType, body: await this.metrics.render() };
+      },
+    };
+  }
+
+  memberList() {
+    return this.swim.members().map((m) => ({
+      node: m.node,
+      state: memberStateName[m.state],
+      incarnation: m.inc,
+      addr: m.addr || this.addrs.get(m.node) || "",
+    }));
+  }
+
+  status() {
+    const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
+    for (const m of this.swim.members()) counts[memberStateName[m.state]]++;
+    return {
+      identity: {
+        nodeId: this.identity.nodeId,
+        name: this.identity.name,
+        tier: this.config.node.tier,
+        networkId: this.identity.networkId,
+      },
+      versions: { mycelium: VERSION, protocolMajor: 1, deno: Deno.version.deno },
+      addresses: {
+        gossip: this.transport.address,
+        streams: this.streamAddress,
+        admin: this.adminAddress,
+      },
+      uptimeMs: Date.now() - this.startedAt,
+      membership: {
+        incarnation: this.swim.incarnation,
+        awareness: this.swim.awareness,
+        joined: this.swim.isJoined,
+        members: counts,
+      },
+      peers: this.memberList(),
+    };
+  }
+
+  private refreshGauges(): void {
+    const counts = [0, 0, 0, 0];
+    for (const m of this.swim.members()) counts[m.state]++;
+    memberStateName.forEach((name, i) =>
+      this.metrics.set("mycelium_members", counts[i], { state: name })
+    );
+    this.metrics.set("mycelium_swim_incarnation", this.swim.incarnation);
+    this.metrics.set("mycelium_swim_awareness", this.swim.awareness);
+    const t = this.transport;
+    this.metrics.set("mycelium_datagrams_received", t.received);
+    this.metrics.set("mycelium_datagrams_sent", t.sent);
+    this.metrics.set("mycelium_datagram_bytes_sent", t.bytesSent);
+    this.metrics.set("mycelium_datagram_bytes_received", t.bytesReceived);
+    for (const [reason, n] of Object.entries(t.drops)) {
+      this.metrics.set("mycelium_datagrams_rejected", n, { reason });
+    }
+  }
+
+  // ---- lifecycle ----
+
+  /** Graceful stop: SWIM leave, wait for it to propagate, flush, close everything. */
+  async stop(opts: { leave?: boolean } = {}): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (opts.leave ?? true) {
+      this.host.guard("leave", () => this.swim.leave());
+      await new Promise((r) => setTimeout(r, this.config.membership.leavePropagateMs));
+    }
+    this.host.guard("stop", () => this.swim.stop());
+    this.host.close();
+    await this.transport.close();
+    await new Promise<void>((r) => this.tlsServer.close(() => r()));
+    await this.admin?.close();
+    this.store.sync();
+    this.store.close();
+    this.log.log("info", "stopped", {});
+  }
+}
+
+/** The mutual-TLS stream listener: framed ping/pong for now; later protocols add frames. */
+function listenStreams(
+  identity: NodeIdentity,
+  bind: string,
+  port: number,
+  maxFrameBytes: number,
+  counters: Record<string, number>,
+  log: JsonLogger,
+  metrics: PromMetrics,
+): Promise<{ server: tls.Server; address: string }> {
+  // Node cuts a peer that never finishes its handshake after handshakeTimeout. Deno 2.9's
+  // node:tls does not: after a failed handshake it leaves the TCP connection open until the
+  // peer closes it (the descriptor is released then). Known limitation, see README.
+  const server = tls.createServer({ ...tlsOptions(identity), handshakeTimeout: 5000 }, (socket) => {
+    const peer = peerNodeId(socket);
+    metrics.inc("mycelium_stream_connections_total");
+    const conn = attachFramedSocket(socket, {
+      maxFrameBytes,
+      counters,
+      idleTimeoutMs: 120_000,
+      onFrame: (type, body) => {
+        if (type === FRAME_PING) conn.send(FRAME_PONG, body);
+        else throw new FrameError("garbage", `unexpected frame type ${type}`);
+      },
+      onClose: (reason) => {
+        if (reason !== "end") {
+          metrics.inc("mycelium_stream_closed_total", 1, { reason });
+          log.log("warn", "stream_closed", { peer, reason });
+        }
+      },
+    });
+  });
+  // A peer of another network (other CA) fails here, before any byte of ours is read.
+  server.on("tlsClientError", (err) => {
+    metrics.inc("mycelium_tls_handshake_failures_total");
+    log.log("warn", "tls_handshake_failed", { error: err.message });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, bind, () => {
+      const a = server.address() as { address: string; port: number };
+      resolve({ server, address: `${a.address}:${a.port}` });
+    });
+  });
+}
