@@ -66,7 +66,12 @@ export function startAdmin(view: AdminView, bind: string, port: number): Promise
       const a = server.address() as AddressInfo;
       resolve({
         address: `${a.address}:${a.port}`,
-        close: () => new Promise<void>((r) => server.close(() => r())),
+        // Idle keep-alive connections (pollers, scrapers) must not hold the shutdown up.
+        close: () =>
+          new Promise<void>((r) => {
+            server.close(() => r());
+            server.closeAllConnections();
+          }),
       });
     });
   });

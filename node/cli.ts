@@ -5,6 +5,7 @@
  *   mycelium node [--config FILE] [--print-config]
  *   mycelium --version | --help
  */
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { MyceliumError } from "../core/errors.ts";
 import { formatConfig, loadNodeConfig } from "./config.ts";
@@ -44,7 +45,7 @@ async function nodeCommand(args: string[]): Promise<number> {
     );
     return 0;
   }
-  const config = await loadNodeConfig({ file: values.config, env: Deno.env.toObject() });
+  const config = await loadNodeConfig({ file: values.config, env: processEnv() });
   if (values["print-config"]) {
     console.log(formatConfig(config));
     return 0;
@@ -58,8 +59,8 @@ async function nodeCommand(args: string[]): Promise<number> {
       done.resolve(1);
     });
   };
-  Deno.addSignalListener("SIGTERM", () => shutdown("SIGTERM"));
-  Deno.addSignalListener("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
   return await done.promise;
 }
 
@@ -89,10 +90,22 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
+/** The environment as plain strings (`process.env` values may be undefined). */
+function processEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  return env;
+}
+
+/**
+ * Runs `main` on the process's arguments and exits with its code. Expected failures (bad
+ * input, a config error, a runtime failure with a MyceliumError) print one line; anything
+ * else is a bug and is rethrown with its stack. Runs on Deno and on Node (node/main.ts).
+ */
+export async function run(args: string[] = process.argv.slice(2)): Promise<never> {
   let code: number;
   try {
-    code = await main(Deno.args);
+    code = await main(args);
   } catch (e) {
     if (e instanceof MyceliumError) {
       console.error(`mycelium: ${e.message}`);
@@ -106,5 +119,7 @@ if (import.meta.main) {
       throw e;
     }
   }
-  Deno.exit(code);
+  process.exit(code);
 }
+
+if (import.meta.main) run();

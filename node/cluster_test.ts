@@ -14,6 +14,10 @@ import { encodeFrame } from "./framing.ts";
 import { loadNodeIdentity, tlsOptions } from "./pki.ts";
 import { createTestNetwork, type MemberView, nodeEnv, NodeProcess, until } from "./testing.ts";
 
+/** Set to a built binary (`deno task build`) to run the nodes from it instead of `deno run`. */
+const BINARY = Deno.env.get("MYCELIUM_BINARY") || undefined;
+Deno.env.delete("MYCELIUM_BINARY"); // the nodes inherit the env and reject unknown MYCELIUM_*
+
 const hasPromtool =
   new Deno.Command("sh", { args: ["-c", "command -v promtool"] }).outputSync().success;
 
@@ -30,7 +34,8 @@ async function stateOf(
 }
 
 Deno.test({
-  name: "cluster: 5 nodes form, survive kill -9, rejoin, reject a foreign network, fuzz, leave",
+  name: `cluster (${BINARY ? "binary" : "deno run"}): ` +
+    "5 nodes form, survive kill -9, rejoin, reject a foreign network, fuzz, leave",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
@@ -39,11 +44,11 @@ Deno.test({
     try {
       const net1 = await createTestNetwork(dir, "main");
       const dataDirs = await Promise.all([0, 1, 2, 3, 4].map((i) => net1.node(`n${i}`)));
-      const first = new NodeProcess("n0", dataDirs[0], nodeEnv(dataDirs[0], []));
+      const first = new NodeProcess("n0", dataDirs[0], nodeEnv(dataDirs[0], []), BINARY);
       procs.push(first);
       const seed = (await first.ready()).gossip;
       for (let i = 1; i < 5; i++) {
-        procs.push(new NodeProcess(`n${i}`, dataDirs[i], nodeEnv(dataDirs[i], [seed])));
+        procs.push(new NodeProcess(`n${i}`, dataDirs[i], nodeEnv(dataDirs[i], [seed]), BINARY));
       }
       const ids = await Promise.all(procs.map(async (p) => (await p.ready()).nodeId));
 
@@ -71,7 +76,7 @@ Deno.test({
         });
 
         // Restart with the same data dir: a higher incarnation, alive everywhere again.
-        const again = new NodeProcess("n3", dataDirs[3], nodeEnv(dataDirs[3], [seed]));
+        const again = new NodeProcess("n3", dataDirs[3], nodeEnv(dataDirs[3], [seed]), BINARY);
         procs[3] = again;
         const addrs = await again.ready();
         assert.equal(addrs.nodeId, ids[3]);

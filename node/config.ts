@@ -418,7 +418,7 @@ function resolve(layers: Layer[]): NodeConfig {
 export interface LoadNodeConfigOptions {
   /** YAML (.yaml, .yml) or JSON (.json) file. */
   file?: string;
-  /** Environment to read `MYCELIUM_*` overrides from (none when absent: pass `Deno.env.toObject()`). */
+  /** Environment to read `MYCELIUM_*` overrides from (none when absent: pass `process.env`). */
   env?: Record<string, string>;
   /** Highest-precedence values in the file's shape, e.g. from CLI flags. */
   overrides?: unknown;

@@ -5,6 +5,7 @@
  * reliable traffic; state lives in SQLite; the admin HTTP server exposes health, metrics and
  * the membership view. SIGTERM leaves the cluster gracefully.
  */
+import { mkdir } from "node:fs/promises";
 import tls from "node:tls";
 import { join } from "node:path";
 import { IdInterner, type NodeId } from "../core/ids.ts";
@@ -21,7 +22,7 @@ import { JsonLogger } from "./log.ts";
 import { PromMetrics, SWIM_METRIC_NAMES } from "./metrics.ts";
 import { loadNodeIdentity, type NodeIdentity, peerNodeId, tlsOptions } from "./pki.ts";
 import { SqliteStore } from "./store.ts";
-import { VERSION } from "./version.ts";
+import { PROTOCOL_MAJOR, runtimeVersion, VERSION } from "./version.ts";
 
 /** Stream frame types (more protocols add theirs). */
 export const FRAME_PING = 1;
@@ -79,7 +80,7 @@ export class MyceliumNode {
       "mycelium_handler_errors_total",
       "mycelium_datagrams_unroutable_total",
     ]);
-    await Deno.mkdir(config.node.dataDir, { recursive: true });
+    await mkdir(config.node.dataDir, { recursive: true });
     const store = SqliteStore.open(join(config.node.dataDir, "state.db"));
     const ids = new IdInterner();
 
@@ -232,7 +233,7 @@ export class MyceliumNode {
         tier: this.config.node.tier,
         networkId: this.identity.networkId,
       },
-      versions: { mycelium: VERSION, protocolMajor: 1, deno: Deno.version.deno },
+      versions: { mycelium: VERSION, protocolMajor: PROTOCOL_MAJOR, ...runtimeVersions() },
       addresses: {
         gossip: this.transport.address,
         streams: this.streamAddress,
@@ -286,6 +287,12 @@ export class MyceliumNode {
     this.store.close();
     this.log.log("info", "stopped", {});
   }
+}
+
+/** `{ deno: "2.9.6" }` or `{ node: "22.23.3" }`: the runtime the node runs on. */
+function runtimeVersions(): Record<string, string> {
+  const { runtime, version } = runtimeVersion();
+  return { [runtime]: version };
 }
 
 /** The mutual-TLS stream listener: framed ping/pong for now; later protocols add frames. */

@@ -29,21 +29,23 @@ export class NodeProcess {
     env: Record<string, string>,
     binary?: string,
   ) {
+    // A clean environment: a MYCELIUM_* variable of the caller's would reconfigure the node
+    // (or be rejected by it as unknown).
+    const base: Record<string, string> = {};
+    for (const k of ["PATH", "HOME", "DENO_DIR", "TMPDIR", "LANG"]) {
+      const v = Deno.env.get(k);
+      if (v !== undefined) base[k] = v;
+    }
+    const opts = {
+      env: { ...base, ...env },
+      clearEnv: true,
+      stdout: "null",
+      stderr: "piped",
+      stdin: "null",
+    } as const;
     const cmd = binary
-      ? new Deno.Command(binary, {
-        args: ["node"],
-        env,
-        stdout: "null",
-        stderr: "piped",
-        stdin: "null",
-      })
-      : new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", CLI, "node"],
-        env,
-        stdout: "null",
-        stderr: "piped",
-        stdin: "null",
-      });
+      ? new Deno.Command(binary, { args: ["node"], ...opts })
+      : new Deno.Command(Deno.execPath(), { args: ["run", "-A", CLI, "node"], ...opts });
     this.child = cmd.spawn();
     this.exited = this.child.status;
     this.readLogs();
@@ -73,6 +75,20 @@ export class NodeProcess {
           this.started.resolve(this.addresses);
         }
       }
+    }
+  }
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  /** Peak resident memory of the process (VmHWM), or 0 when it is gone. */
+  peakRssBytes(): number {
+    try {
+      const status = Deno.readTextFileSync(`/proc/${this.child.pid}/status`);
+      return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
+    } catch {
+      return 0;
     }
   }
 

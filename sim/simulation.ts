@@ -15,8 +15,9 @@ import { Engine } from "./engine.ts";
 import { MembershipObserver, type Violation } from "./membership_observer.ts";
 import { dropReasonName, type LinkRule, NetworkModel } from "./network.ts";
 import { Rng } from "./rng.ts";
-import type { Fault, Scenario, Tier } from "./scenario.ts";
+import type { Scenario, Tier } from "./scenario.ts";
 import { type NodeInfo, resolveSelector, validateSelector } from "./selectors.ts";
+import { type CheckResult, evaluateChecks, type FaultAccount } from "./checks.ts";
 
 /** IP + UDP header bytes added to every datagram's payload for byte accounting. */
 export const DATAGRAM_OVERHEAD = 28;
@@ -52,19 +53,7 @@ export interface SimNode extends NodeInfo {
   upMs: number;
 }
 
-export interface FaultAccount {
-  name: string;
-  type: Fault["type"] | "leave";
-  at: number;
-  declared: number;
-  fired: number;
-}
-
-export interface CheckResult {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
+export type { CheckResult, FaultAccount } from "./checks.ts";
 
 export interface SampleRow {
   t: number;
@@ -707,128 +696,19 @@ export class Simulation {
 
   /** Evaluates every configured check at the end of the run. */
   evaluateChecks(): CheckResult[] {
-    const o = this.observer;
-    const out: CheckResult[] = [];
-    if (this.violation) {
-      out.push({
-        name: this.violation.check,
-        ok: false,
-        detail: `${this.violation.detail} (event ${this.violation.event}, t=${
-          this.violation.t.toFixed(1)
-        } ms)`,
-      });
-    }
-    const unfired = this.faults.filter((f) => f.fired === 0);
-    out.push({
-      name: "faults.fired",
-      ok: unfired.length === 0,
-      detail: unfired.length === 0
-        ? `all ${this.faults.length} declared faults took effect`
-        : `declared but never took effect: ${unfired.map((f) => f.name).join(", ")}`,
-    });
-    if (this.workload.length > 0) {
-      const idle = this.workload.filter((w) => w.fired === 0);
-      out.push({
-        name: "workload.fired",
-        ok: idle.length === 0,
-        detail: idle.length === 0
-          ? `all ${this.workload.length} workload operations took effect`
-          : `declared but never took effect: ${idle.map((w) => w.name).join(", ")}`,
-      });
-    }
-    for (const c of this.scenario.checks) {
-      switch (c.type) {
-        case "membership.converged": {
-          const ok = this.convergedAt !== null && this.convergedAt - this.lastFaultEnd <= c.within;
-          out.push({
-            name: c.type,
-            ok,
-            detail: this.convergedAt === null
-              ? `not converged at the end: ${o.divergence()}`
-              : `converged ${
-                ((this.convergedAt - this.lastFaultEnd) / 1000).toFixed(1)
-              } s after the last fault ended (bound ${c.within / 1000} s)`,
-          });
-          break;
-        }
-        case "membership.detection": {
-          const done = o.detections.filter((d) => !d.restartedBefore);
-          const missed = done.filter((d) => d.allDeclaredAt === null);
-          const worst = Math.max(
-            0,
-            ...done.filter((d) => d.allDeclaredAt !== null).map((d) =>
-              d.allDeclaredAt! - d.crashAt
-            ),
-          );
-          const ok = done.length > 0 && missed.length === 0 && worst <= c.maxMs;
-          out.push({
-            name: c.type,
-            ok,
-            detail: done.length === 0
-              ? "no crash to detect (the check needs a crash fault)"
-              : missed.length > 0
-              ? `${missed.length} of ${done.length} crashes never detected by every live node (e.g. ${
-                this.nodes[missed[0].target].name
-              })`
-              : `${done.length} crashes, slowest detected by all in ${
-                (worst / 1000).toFixed(2)
-              } s (bound ${c.maxMs / 1000} s)`,
-          });
-          break;
-        }
-        case "membership.false-positives":
-          out.push({
-            name: c.type,
-            ok: o.falsePositives <= c.max,
-            detail: `${o.falsePositives} live nodes declared dead (max ${c.max})${
-              o.falsePositiveSamples.length ? `; e.g. ${o.falsePositiveSamples[0]}` : ""
-            }`,
-          });
-          break;
-        case "membership.formation":
-          out.push({
-            name: c.type,
-            ok: o.formationAt !== null && o.formationAt <= c.within,
-            detail: o.formationAt === null
-              ? "never formed (before the first fault)"
-              : `formed at ${(o.formationAt / 1000).toFixed(2)} s (bound ${c.within / 1000} s)`,
-          });
-          break;
-        case "membership.join-dissemination": {
-          const pending = o.joins.filter((j) => j.allAliveAt === null);
-          const worst = Math.max(
-            0,
-            ...o.joins.filter((j) => j.allAliveAt !== null).map((j) => j.allAliveAt! - j.joinAt),
-          );
-          out.push({
-            name: c.type,
-            ok: o.joins.length > 0 && pending.length === 0 && worst <= c.within,
-            detail: o.joins.length === 0
-              ? "no joiner (the check needs a node group that starts later)"
-              : `${o.joins.length} joins, ${pending.length} never seen by all; slowest ${
-                (worst / 1000).toFixed(2)
-              } s (bound ${c.within / 1000} s)`,
-          });
-          break;
-        }
-        case "membership.sides-serving":
-        case "membership.incarnation-monotonic":
-          if (this.violation?.check !== c.type) {
-            out.push({
-              name: c.type,
-              ok: true,
-              detail: c.type === "membership.sides-serving"
-                ? `held at every sample${
-                  this.faults.some((f) => f.type === "partition")
-                    ? ""
-                    : " (no partition in this scenario)"
-                }`
-                : "held at every view change",
-            });
-          }
-          break;
-      }
-    }
-    return out;
+    return evaluateChecks(this);
+  }
+
+  get traceHash(): string {
+    return this.engine.traceHash();
+  }
+  get virtualMs(): number {
+    return this.engine.now;
+  }
+  get events(): number {
+    return this.engine.events;
+  }
+  counters(): Record<string, number> {
+    return Object.fromEntries([...this.metrics.counters].sort());
   }
 }

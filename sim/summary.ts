@@ -1,6 +1,29 @@
 /** The run summary (summary.json), per-run CSV outputs, and the summary table. */
 import { join } from "node:path";
-import type { CheckResult, Simulation } from "./simulation.ts";
+import type { CheckInput, CheckResult } from "./checks.ts";
+import type { SampleRow } from "./simulation.ts";
+
+/** What a finished run (simulated or real cluster) offers for its summary and outputs. */
+export interface RunView extends CheckInput {
+  readonly seed: number;
+  /** Hash of the event trace (the simulator's determinism contract; "" for real runs). */
+  readonly traceHash: string;
+  readonly virtualMs: number;
+  readonly events: number;
+  readonly nodes: readonly {
+    readonly name: string;
+    readonly upMs: number;
+    readonly bytesSent: number;
+    readonly bytesReceived: number;
+    readonly msgsSent: number;
+  }[];
+  readonly totalBytes: number;
+  readonly totalMsgs: number;
+  readonly samples: readonly SampleRow[];
+  dropCounts(): Record<string, number>;
+  counters(): Record<string, number>;
+  evaluateChecks(): CheckResult[];
+}
 
 export interface LatencyStats {
   count: number;
@@ -59,7 +82,7 @@ export function latencyStats(values: number[]): LatencyStats {
   };
 }
 
-export function membershipMetrics(sim: Simulation): MembershipMetrics {
+export function membershipMetrics(sim: RunView): MembershipMetrics {
   const o = sim.observer;
   const crashes = o.detections.filter((d) => !d.restartedBefore);
   const detected = crashes.filter((d) => d.allDeclaredAt !== null).map((d) =>
@@ -79,7 +102,7 @@ export function membershipMetrics(sim: Simulation): MembershipMetrics {
     messagesPerNodePerSec: nodeSeconds > 0 ? sim.totalMsgs / nodeSeconds : 0,
     convergedAfterLastFaultMs: sim.convergedAt === null ? null : sim.convergedAt - sim.lastFaultEnd,
     drops: sim.dropCounts(),
-    counters: Object.fromEntries([...sim.metrics.counters].sort()),
+    counters: sim.counters(),
   };
 }
 
@@ -95,17 +118,17 @@ export function replayCommand(
 }
 
 export function buildSummary(
-  sim: Simulation,
+  sim: RunView,
   opts: { scenarioFile: string; sets: string[]; wallMs: number; peakRssBytes: number },
 ): Summary {
   const checks = sim.evaluateChecks();
-  const events = sim.engine.events;
+  const events = sim.events;
   return {
     scenario: sim.scenario.name,
     scenarioFile: opts.scenarioFile,
     seed: sim.seed,
-    traceHash: sim.engine.traceHash(),
-    virtualMs: sim.engine.now,
+    traceHash: sim.traceHash,
+    virtualMs: sim.virtualMs,
     wallMs: Math.round(opts.wallMs),
     events,
     eventsPerSec: Math.round(events / Math.max(opts.wallMs / 1000, 1e-9)),
@@ -125,7 +148,7 @@ const csv = (header: string[], rows: Array<Array<number | string | null>>) =>
   [header.join(","), ...rows.map((r) => r.map(csvCell).join(","))].join("\n") + "\n";
 
 /** Writes summary.json and the CSVs the notebooks read (see notebooks/README.md). */
-export async function writeOutputs(dir: string, sim: Simulation, summary: Summary): Promise<void> {
+export async function writeOutputs(dir: string, sim: RunView, summary: Summary): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   const name = (i: number) => sim.nodes[i].name;
   const o = sim.observer;

@@ -1,0 +1,130 @@
+/**
+ * `deno task cluster run <scenario>`: the scenario on a real cluster of node processes on
+ * 127.0.0.1. Same checks and summary.json shape as the simulator. Exit codes: 0 all checks
+ * passed, 1 a check failed, 2 bad input or a scenario the real cluster cannot run.
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { MyceliumError } from "../core/errors.ts";
+import { loadScenarioFile } from "../sim/scenario.ts";
+import { buildSummary, formatSummary, writeOutputs } from "../sim/summary.ts";
+import { RealCluster } from "./runner.ts";
+
+const HELP = `Mycelium real cluster
+
+Usage:
+  deno task cluster run <scenario.yaml> [--out DIR] [--binary PATH] [--set PATH=VALUE ...]
+
+Starts the scenario's nodes as real processes on 127.0.0.1 (ephemeral ports), applies its
+crash faults (kill -9, restart with the same data dir) and graceful leaves (SIGTERM) in
+real time, watches every node's membership view through its admin API, and evaluates the
+scenario's checks. Writes DIR/summary.json (the simulator's shape; traceHash is empty:
+real runs are not deterministic), the same CSVs, DIR/metrics/<node>.prom (each node's last
+/metrics scrape) and DIR/logs/<node>.log.
+
+A scenario using what the real cluster cannot do yet (link latency, loss, bandwidth,
+partitions, clock skew: they need network namespaces) is rejected before anything starts.
+
+Options:
+  --out DIR          output directory (default: out/cluster/<scenario name>)
+  --binary PATH      run nodes from a built binary (default: deno run node/cli.ts)
+  --set PATH=VALUE   override a scenario field (repeatable; VALUE is YAML)
+  --poll-ms N        how often node views are read (default 250)
+  -h, --help         this help
+`;
+
+async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      out: { type: "string" },
+      binary: { type: "string" },
+      set: { type: "string", multiple: true, default: [] },
+      "poll-ms": { type: "string", default: "250" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const file = positionals[0];
+  if (!file) {
+    console.error(`missing <scenario.yaml>\n\n${HELP}`);
+    return 2;
+  }
+  const pollMs = Number(values["poll-ms"]);
+  if (!Number.isInteger(pollMs) || pollMs < 10) {
+    console.error(`--poll-ms: expected an integer >= 10, got "${values["poll-ms"]}"`);
+    return 2;
+  }
+  const sets = values.set as string[];
+  let cluster: RealCluster;
+  let out: string;
+  try {
+    const scenario = await loadScenarioFile(file, sets);
+    out = values.out ?? join("out", "cluster", scenario.name);
+    await Deno.mkdir(out, { recursive: true });
+    const workDir = await Deno.makeTempDir({ prefix: "mycelium-cluster-" });
+    cluster = new RealCluster(scenario, {
+      workDir,
+      binary: values.binary,
+      pollMs,
+      onProgress: (t, d) => {
+        if (Deno.stderr.isTerminal()) {
+          Deno.stderr.writeSync(
+            new TextEncoder().encode(
+              `\r\x1b[2Kt=${(t / 1000).toFixed(0)}/${(d / 1000).toFixed(0)} s`,
+            ),
+          );
+        }
+      },
+    });
+    const n = cluster.nodes.length;
+    console.error(
+      `running ${scenario.name} on a real cluster: ${n} node processes, ${
+        scenario.duration / 1000
+      } s`,
+    );
+    const start = performance.now();
+    try {
+      await cluster.run(out);
+    } finally {
+      await Deno.remove(workDir, { recursive: true }).catch(() => undefined);
+    }
+    if (Deno.stderr.isTerminal()) Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[2K"));
+    const summary = buildSummary(cluster, {
+      scenarioFile: file,
+      sets,
+      wallMs: performance.now() - start,
+      peakRssBytes: cluster.peakNodeRssBytes,
+    });
+    summary.replay = `deno task cluster run ${file}${
+      sets.map((s) => ` --set ${JSON.stringify(s)}`).join("")
+    }`;
+    await writeOutputs(out, cluster, summary);
+    console.log(formatSummary(summary));
+    console.log(`\n  outputs in ${out}/ (peak RSS is the largest node process's)`);
+    return summary.ok ? 0 : 1;
+  } catch (e) {
+    if (e instanceof MyceliumError) {
+      console.error(`invalid scenario: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+export async function main(args: string[]): Promise<number> {
+  const [cmd, ...rest] = args;
+  if (cmd === "run") return await run(rest);
+  if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
+    console.log(HELP);
+    return cmd === undefined ? 2 : 0;
+  }
+  console.error(`unknown command "${cmd}"\n\n${HELP}`);
+  return 2;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,455 @@
+/**
+ * The real cluster: a scenario's nodes as real node processes on 127.0.0.1 (ephemeral
+ * ports), its crash/restart faults and leaves applied for real (`kill -9`, SIGTERM), the
+ * nodes' membership views watched through their admin API, and the simulator's own checks
+ * and summary.json shape at the end.
+ *
+ * Link shaping (latency, loss, bandwidth), partitions and clock skew need each node in its
+ * own network namespace with nftables/tc rules; that is not built yet, so scenarios using
+ * them are rejected up front with the reason.
+ */
+import { join } from "node:path";
+import { ConfigError } from "../core/errors.ts";
+import { MemberState } from "../core/membership/messages.ts";
+import { UNKNOWN } from "../core/membership/members.ts";
+import { type CheckResult, evaluateChecks, type FaultAccount } from "../sim/checks.ts";
+import { MembershipObserver, type Violation } from "../sim/membership_observer.ts";
+import { Rng } from "../sim/rng.ts";
+import { type Scenario, scenarioSchema } from "../sim/scenario.ts";
+import { type NodeInfo, resolveSelector, validateSelector } from "../sim/selectors.ts";
+import type { SampleRow } from "../sim/simulation.ts";
+import type { RunView } from "../sim/summary.ts";
+import { createTestNetwork, type MemberView, nodeEnv, NodeProcess } from "../node/testing.ts";
+
+/** More processes than this would not be a fair test on a 2-core machine. */
+export const MAX_CLUSTER_NODES = 32;
+
+const STATE: Record<string, number> = {
+  alive: MemberState.Alive,
+  suspect: MemberState.Suspect,
+  dead: MemberState.Dead,
+  left: MemberState.Left,
+};
+
+/** Why the real cluster cannot run this scenario (empty: it can). */
+export function unsupportedFeatures(s: Scenario): string[] {
+  const out: string[] = [];
+  const defaults = scenarioSchema.parse({
+    name: "x",
+    duration: 1,
+    nodes: [{ group: "n", count: 1 }],
+  });
+  const shaping = "needs per-node network namespaces with nftables/tc, not built yet";
+  const net = s.network;
+  if (JSON.stringify(net.latency) !== JSON.stringify(defaults.network.latency)) {
+    out.push(
+      `network.latency: added latency ${shaping} (this kernel has no netem; a delaying relay is planned)`,
+    );
+  }
+  if (net.jitter > 0) out.push(`network.jitter: ${shaping}`);
+  if (net.loss > 0) out.push(`network.loss: random loss ${shaping}`);
+  if (net.duplicate > 0) {
+    out.push("network.duplicate: the kernel offers no honest way to duplicate datagrams");
+  }
+  if (net.reorder > 0) out.push(`network.reorder: ${shaping}`);
+  if (net.bandwidth !== undefined) out.push(`network.bandwidth: tc tbf ${shaping}`);
+  if (Object.keys(net.regions).length > 0) out.push(`network.regions: region latency ${shaping}`);
+  s.faults.forEach((f, i) => {
+    if (f.type === "clock") {
+      out.push(`faults[${i}]: a clock fault cannot skew a real process's monotonic clock`);
+    } else if (f.type !== "crash") out.push(`faults[${i}]: a ${f.type} fault ${shaping}`);
+  });
+  if (s.bootstrap.mode === "snapshot") {
+    out.push("bootstrap.mode: real nodes join through seed nodes; use mode: seeds");
+  }
+  if (s.signatures.verifyCostUs > 0) {
+    out.push("signatures.verifyCostUs: real nodes pay the real cost of their signatures");
+  }
+  if (s.outputs.trace) out.push("outputs.trace: real nodes keep no message trace");
+  const n = s.nodes.reduce((a, g) => a + g.count, 0);
+  if (n > MAX_CLUSTER_NODES) {
+    out.push(`nodes: ${n} processes, at most ${MAX_CLUSTER_NODES} on one machine`);
+  }
+  return out;
+}
+
+interface ClusterNode extends NodeInfo {
+  readonly index: number;
+  readonly dataDir: string;
+  readonly startAt: number;
+  readonly isJoiner: boolean;
+  proc: NodeProcess | null;
+  id: string;
+  up: boolean;
+  upSince: number;
+  upMs: number;
+  bytesSent: number;
+  bytesReceived: number;
+  msgsSent: number;
+  /** Counter baselines of the current process life (its counters restart at 0). */
+  base: { bytesSent: number; bytesReceived: number; msgsSent: number };
+  lives: NodeProcess[];
+}
+
+export interface ClusterOptions {
+  /** Where node data, identities and logs live during the run. */
+  workDir: string;
+  /** A built `mycelium` binary; default: `deno run node/cli.ts`. */
+  binary?: string;
+  /** How often the nodes' views are read (ms). */
+  pollMs?: number;
+  onProgress?: (elapsedMs: number, durationMs: number) => void;
+}
+
+function envName(field: string): string {
+  return field.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
+export class RealCluster implements RunView {
+  readonly scenario: Scenario;
+  readonly seed: number;
+  readonly traceHash = "";
+  readonly observer: MembershipObserver;
+  readonly nodes: ClusterNode[] = [];
+  readonly faults: FaultAccount[] = [];
+  readonly workload: FaultAccount[] = [];
+  readonly samples: SampleRow[] = [];
+  readonly lastFaultEnd: number;
+  violation: (Violation & { event: number; t: number }) | null = null;
+  convergedAt: number | null = null;
+  virtualMs = 0;
+  /** Observed view changes (the real cluster's "events"). */
+  events = 0;
+  private t0 = 0;
+  private readonly views = new Map<number, Map<number, { state: number; inc: number }>>();
+  private readonly byId = new Map<string, number>();
+  private readonly timers: ReturnType<typeof setTimeout>[] = [];
+  private readonly rng: Rng;
+  private readonly pending: Promise<unknown>[] = [];
+
+  constructor(scenario: Scenario, private readonly opts: ClusterOptions) {
+    const problems = unsupportedFeatures(scenario);
+    if (problems.length > 0) {
+      throw new ConfigError(
+        `the real cluster cannot run this scenario:\n  - ${problems.join("\n  - ")}`,
+        "scenario",
+      );
+    }
+    this.scenario = scenario;
+    this.seed = scenario.seed;
+    this.rng = Rng.fromSeed(scenario.seed);
+    const startRng = this.rng.derive("start");
+    for (const g of scenario.nodes) {
+      for (let k = 0; k < g.count; k++) {
+        const name = `${g.group}-${k}`;
+        this.nodes.push({
+          index: this.nodes.length,
+          name,
+          group: g.group,
+          indexInGroup: k,
+          tier: g.tier,
+          region: g.region,
+          dataDir: join(opts.workDir, "nodes", name),
+          startAt: g.start.at + (g.start.spread > 0 ? startRng.next() * g.start.spread : 0),
+          isJoiner: g.start.at > 0,
+          proc: null,
+          id: "",
+          up: false,
+          upSince: 0,
+          upMs: 0,
+          bytesSent: 0,
+          bytesReceived: 0,
+          msgsSent: 0,
+          base: { bytesSent: 0, bytesReceived: 0, msgsSent: 0 },
+          lives: [],
+        });
+      }
+    }
+    let end = 0;
+    scenario.faults.forEach((f, i) => {
+      if (f.type !== "crash") return;
+      validateSelector(f.nodes, this.nodes, `faults[${i}].nodes`);
+      end = Math.max(end, f.at + (f.restartAfter ?? 0));
+    });
+    scenario.workload.leaves.forEach((w, i) => {
+      validateSelector(w.nodes, this.nodes, `workload.leaves[${i}].nodes`);
+      end = Math.max(end, w.at + scenario.protocol.membership.leavePropagateMs);
+    });
+    this.lastFaultEnd = end;
+    this.observer = new MembershipObserver(
+      this.nodes.length,
+      this.nodes.filter((n) => !n.isJoiner).length,
+      () => this.now(),
+      () => false, // no partitions on the loopback cluster
+      (i) => this.nodes[i].name,
+    );
+    this.observer.checkIncarnations = scenario.checks.some((c) =>
+      c.type === "membership.incarnation-monotonic"
+    );
+  }
+
+  private now(): number {
+    return performance.now() - this.t0;
+  }
+
+  /** Creates the network and every node identity (before the clock starts). */
+  private async prepare(): Promise<void> {
+    await Deno.mkdir(join(this.opts.workDir, "nodes"), { recursive: true });
+    const net = await createTestNetwork(this.opts.workDir, "cluster");
+    for (const n of this.nodes) {
+      const dataDir = await net.node(n.name);
+      await Deno.rename(dataDir, n.dataDir);
+    }
+  }
+
+  private env(n: ClusterNode, seeds: string[]): Record<string, string> {
+    const extra: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.scenario.protocol.membership)) {
+      extra[`MYCELIUM_MEMBERSHIP_${envName(k)}`] = String(v);
+    }
+    extra.MYCELIUM_NODE_TIER = n.tier;
+    return nodeEnv(n.dataDir, seeds, extra);
+  }
+
+  private seedAddrs(): string[] {
+    const k = this.scenario.bootstrap.seedNodes;
+    return this.nodes.filter((n) => !n.isJoiner).slice(0, k)
+      .map((n) => n.proc?.addresses?.gossip).filter((a): a is string => !!a);
+  }
+
+  private async startNode(n: ClusterNode): Promise<void> {
+    if (n.up) return;
+    const proc = new NodeProcess(
+      n.name,
+      n.dataDir,
+      this.env(n, this.seedAddrs()),
+      this.opts.binary,
+    );
+    n.proc = proc;
+    n.lives.push(proc);
+    const addrs = await proc.ready();
+    n.id = addrs.nodeId;
+    this.byId.set(n.id, n.index);
+    n.up = true;
+    n.upSince = this.now();
+    n.base = { bytesSent: n.bytesSent, bytesReceived: n.bytesReceived, msgsSent: n.msgsSent };
+    this.views.set(n.index, new Map());
+    this.observer.nodeUp(n.index, n.isJoiner && n.lives.length === 1);
+  }
+
+  private async stopNode(n: ClusterNode, signal: "SIGKILL" | "SIGTERM"): Promise<void> {
+    if (!n.up || !n.proc) return;
+    if (signal === "SIGTERM") await this.scrape(n); // last counters before a graceful exit
+    n.up = false;
+    n.upMs += this.now() - n.upSince;
+    const view = this.views.get(n.index) ?? new Map();
+    this.observer.nodeDown(n.index, signal === "SIGKILL", (_o, t) => view.get(t)?.state ?? UNKNOWN);
+    n.proc.kill(signal);
+    await n.proc.exited;
+  }
+
+  private at(ms: number, fn: () => Promise<void> | void): void {
+    this.timers.push(setTimeout(() => {
+      this.pending.push(
+        Promise.resolve(fn()).catch((e) => console.error(`cluster action failed: ${e}`)),
+      );
+    }, Math.max(0, ms - this.now())));
+  }
+
+  private scheduleFaults(): void {
+    const isUp = (i: number) => this.nodes[i].up;
+    this.scenario.faults.forEach((f, fi) => {
+      if (f.type !== "crash") return;
+      const account: FaultAccount = {
+        name: f.name ?? `crash@${f.at}ms`,
+        type: "crash",
+        at: f.at,
+        declared: 1,
+        fired: 0,
+      };
+      this.faults.push(account);
+      const rng = this.rng.derive(`fault/${fi}`);
+      this.at(f.at, async () => {
+        this.observer.closeFormation();
+        const victims = resolveSelector(f.nodes, this.nodes, rng, isUp).filter(isUp);
+        await Promise.all(victims.map(async (i) => {
+          await this.stopNode(this.nodes[i], "SIGKILL");
+          account.fired++;
+          if (f.restartAfter !== undefined) {
+            this.at(this.now() + f.restartAfter, () => this.startNode(this.nodes[i]));
+          }
+        }));
+      });
+    });
+    this.scenario.workload.leaves.forEach((w, wi) => {
+      const account: FaultAccount = {
+        name: w.name ?? `leave@${w.at}ms`,
+        type: "leave",
+        at: w.at,
+        declared: 1,
+        fired: 0,
+      };
+      this.workload.push(account);
+      const rng = this.rng.derive(`workload/leave/${wi}`);
+      this.at(w.at, async () => {
+        this.observer.closeFormation();
+        const leavers = resolveSelector(w.nodes, this.nodes, rng, isUp).filter(isUp);
+        await Promise.all(leavers.map(async (i) => {
+          await this.stopNode(this.nodes[i], "SIGTERM");
+          account.fired++;
+        }));
+      });
+    });
+  }
+
+  /** Reads every live node's view and feeds the differences to the observer. */
+  private async poll(): Promise<void> {
+    await Promise.all(
+      this.nodes.filter((n) => n.up).map(async (n) => {
+        let view: MemberView;
+        try {
+          view = await n.proc!.json<MemberView>("/v1/members");
+        } catch {
+          return; // the node is going down; its last view stands
+        }
+        if (!n.up) return;
+        const last = this.views.get(n.index)!;
+        for (const m of view) {
+          const t = this.byId.get(m.node);
+          if (t === undefined) continue;
+          const to = STATE[m.state];
+          const prev = last.get(t);
+          if (prev && prev.state === to && prev.inc === m.incarnation) continue;
+          last.set(t, { state: to, inc: m.incarnation });
+          this.events++;
+          this.observer.onChange(
+            n.index,
+            t,
+            prev?.state ?? UNKNOWN,
+            to,
+            prev?.inc ?? 0,
+            m.incarnation,
+            n.index,
+          );
+        }
+      }),
+    );
+    if (this.observer.violation && !this.violation) {
+      this.violation = { ...this.observer.violation, event: this.events, t: this.now() };
+    }
+  }
+
+  private async scrape(n: ClusterNode): Promise<string | null> {
+    try {
+      const body = (await n.proc!.get("/metrics")).body;
+      const num = (name: string) => Number(new RegExp(`^${name} (\\S+)`, "m").exec(body)?.[1] ?? 0);
+      n.bytesSent = n.base.bytesSent + num("mycelium_datagram_bytes_sent");
+      n.bytesReceived = n.base.bytesReceived + num("mycelium_datagram_bytes_received");
+      n.msgsSent = n.base.msgsSent + num("mycelium_datagrams_sent");
+      return body;
+    } catch {
+      return null;
+    }
+  }
+
+  private lastSampleBytes = 0;
+  private lastSampleMsgs = 0;
+
+  private async sample(): Promise<void> {
+    await Promise.all(this.nodes.filter((n) => n.up).map((n) => this.scrape(n)));
+    const o = this.observer;
+    const secs = this.scenario.outputs.sampleInterval / 1000;
+    this.samples.push({
+      t: this.now(),
+      up: o.upCount,
+      suspectViews: o.suspectViews,
+      deadViews: o.deadViews,
+      bytesPerSec: (this.totalBytes - this.lastSampleBytes) / secs,
+      msgsPerSec: (this.totalMsgs - this.lastSampleMsgs) / secs,
+    });
+    this.lastSampleBytes = this.totalBytes;
+    this.lastSampleMsgs = this.totalMsgs;
+    if (o.converged()) {
+      if (this.convergedAt === null && this.now() >= this.lastFaultEnd) {
+        this.convergedAt = this.now();
+      }
+    } else this.convergedAt = null;
+  }
+
+  get totalBytes(): number {
+    return this.nodes.reduce((s, n) => s + n.bytesSent, 0);
+  }
+  get totalMsgs(): number {
+    return this.nodes.reduce((s, n) => s + n.msgsSent, 0);
+  }
+
+  /** Runs the scenario in real time; returns when it ended and every node stopped. */
+  async run(outDir?: string): Promise<void> {
+    await this.prepare();
+    this.t0 = performance.now();
+    // Seeds first (others need their addresses), then the rest on their schedule.
+    const seeds = this.nodes.filter((n) => !n.isJoiner).slice(0, this.scenario.bootstrap.seedNodes);
+    for (const n of seeds) await this.startNode(n);
+    for (const n of this.nodes) if (!seeds.includes(n)) this.at(n.startAt, () => this.startNode(n));
+    this.scheduleFaults();
+    const duration = this.scenario.duration;
+    const pollMs = this.opts.pollMs ?? 250;
+    const every = this.scenario.outputs.sampleInterval;
+    let nextSample = every;
+    while (this.now() < duration && !this.violation) {
+      await this.poll();
+      if (this.now() >= nextSample) {
+        await this.sample();
+        nextSample += every;
+        this.opts.onProgress?.(this.now(), duration);
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+    for (const t of this.timers) clearTimeout(t);
+    await Promise.all(this.pending);
+    this.virtualMs = this.now();
+    if (outDir) await this.keepArtifacts(outDir);
+    for (const n of this.nodes) {
+      if (n.up) n.upMs += this.now() - n.upSince;
+      n.up = false;
+      n.proc?.kill("SIGTERM");
+    }
+    await Promise.all(
+      this.nodes.flatMap((n) => n.lives.map((p) => p.exited.catch(() => undefined))),
+    );
+    if (outDir) await this.writeLogs(outDir);
+  }
+
+  /** Largest peak RSS of any node process still running at the end. */
+  peakNodeRssBytes = 0;
+
+  /** DIR/metrics/<node>.prom: each live node's last /metrics scrape. */
+  private async keepArtifacts(outDir: string): Promise<void> {
+    await Deno.mkdir(join(outDir, "metrics"), { recursive: true });
+    for (const n of this.nodes) {
+      if (!n.up) continue;
+      this.peakNodeRssBytes = Math.max(this.peakNodeRssBytes, n.proc!.peakRssBytes());
+      const body = await this.scrape(n);
+      if (body !== null) await Deno.writeTextFile(join(outDir, "metrics", `${n.name}.prom`), body);
+    }
+  }
+
+  /** DIR/logs/<node>.log: every life of every node, in order. */
+  private async writeLogs(outDir: string): Promise<void> {
+    await Deno.mkdir(join(outDir, "logs"), { recursive: true });
+    for (const n of this.nodes) {
+      const text = n.lives.map((p, i) => `# life ${i + 1}\n${p.logs.join("\n")}`).join("\n");
+      await Deno.writeTextFile(join(outDir, "logs", `${n.name}.log`), text + "\n");
+    }
+  }
+
+  dropCounts(): Record<string, number> {
+    return {};
+  }
+  counters(): Record<string, number> {
+    return {};
+  }
+  evaluateChecks(): CheckResult[] {
+    return evaluateChecks(this);
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The end-of-run evaluation of a scenario's checks, shared by the simulator and the real
+ * cluster runner: both hand over the same observer, fault accounting and convergence data.
+ */
+import type { MembershipObserver, Violation } from "./membership_observer.ts";
+import type { Scenario } from "./scenario.ts";
+
+export interface FaultAccount {
+  name: string;
+  type: Scenario["faults"][number]["type"] | "leave";
+  at: number;
+  declared: number;
+  fired: number;
+}
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** What a run (simulated or real) knows at its end. */
+export interface CheckInput {
+  readonly scenario: Scenario;
+  readonly observer: MembershipObserver;
+  readonly nodes: readonly { readonly name: string }[];
+  readonly faults: readonly FaultAccount[];
+  readonly workload: readonly FaultAccount[];
+  readonly violation: (Violation & { event: number; t: number }) | null;
+  /** First sample time after the last fault from which the views stayed converged. */
+  readonly convergedAt: number | null;
+  readonly lastFaultEnd: number;
+}
+
+export function evaluateChecks(run: CheckInput): CheckResult[] {
+  const o = run.observer;
+  const out: CheckResult[] = [];
+  if (run.violation) {
+    out.push({
+      name: run.violation.check,
+      ok: false,
+      detail: `${run.violation.detail} (event ${run.violation.event}, t=${
+        run.violation.t.toFixed(1)
+      } ms)`,
+    });
+  }
+  const unfired = run.faults.filter((f) => f.fired === 0);
+  out.push({
+    name: "faults.fired",
+    ok: unfired.length === 0,
+    detail: unfired.length === 0
+      ? `all ${run.faults.length} declared faults took effect`
+      : `declared but never took effect: ${unfired.map((f) => f.name).join(", ")}`,
+  });
+  if (run.workload.length > 0) {
+    const idle = run.workload.filter((w) => w.fired === 0);
+    out.push({
+      name: "workload.fired",
+      ok: idle.length === 0,
+      detail: idle.length === 0
+        ? `all ${run.workload.length} workload operations took effect`
+        : `declared but never took effect: ${idle.map((w) => w.name).join(", ")}`,
+    });
+  }
+  for (const c of run.scenario.checks) {
+    switch (c.type) {
+      case "membership.converged": {
+        const ok = run.convergedAt !== null && run.convergedAt - run.lastFaultEnd <= c.within;
+        out.push({
+          name: c.type,
+          ok,
+          detail: run.convergedAt === null
+            ? `not converged at the end: ${o.divergence()}`
+            : `converged ${
+              ((run.convergedAt - run.lastFaultEnd) / 1000).toFixed(1)
+            } s after the last fault ended (bound ${c.within / 1000} s)`,
+        });
+        break;
+      }
+      case "membership.detection": {
+        const done = o.detections.filter((d) => !d.restartedBefore);
+        const missed = done.filter((d) => d.allDeclaredAt === null);
+        const worst = Math.max(
+          0,
+          ...done.filter((d) => d.allDeclaredAt !== null).map((d) => d.allDeclaredAt! - d.crashAt),
+        );
+        const ok = done.length > 0 && missed.length === 0 && worst <= c.maxMs;
+        out.push({
+          name: c.type,
+          ok,
+          detail: done.length === 0
+            ? "no crash to detect (the check needs a crash fault)"
+            : missed.length > 0
+            ? `${missed.length} of ${done.length} crashes never detected by every live node (e.g. ${
+              run.nodes[missed[0].target].name
+            })`
+            : `${done.length} crashes, slowest detected by all in ${
+              (worst / 1000).toFixed(2)
+            } s (bound ${c.maxMs / 1000} s)`,
+        });
+        break;
+      }
+      case "membership.false-positives":
+        out.push({
+          name: c.type,
+          ok: o.falsePositives <= c.max,
+          detail: `${o.falsePositives} live nodes declared dead (max ${c.max})${
+            o.falsePositiveSamples.length ? `; e.g. ${o.falsePositiveSamples[0]}` : ""
+          }`,
+        });
+        break;
+      case "membership.formation":
+        out.push({
+          name: c.type,
+          ok: o.formationAt !== null && o.formationAt <= c.within,
+          detail: o.formationAt === null
+            ? "never formed (before the first fault)"
+            : `formed at ${(o.formationAt / 1000).toFixed(2)} s (bound ${c.within / 1000} s)`,
+        });
+        break;
+      case "membership.join-dissemination": {
+        const pending = o.joins.filter((j) => j.allAliveAt === null);
+        const worst = Math.max(
+          0,
+          ...o.joins.filter((j) => j.allAliveAt !== null).map((j) => j.allAliveAt! - j.joinAt),
+        );
+        out.push({
+          name: c.type,
+          ok: o.joins.length > 0 && pending.length === 0 && worst <= c.within,
+          detail: o.joins.length === 0
+            ? "no joiner (the check needs a node group that starts later)"
+            : `${o.joins.length} joins, ${pending.length} never seen by all; slowest ${
+              (worst / 1000).toFixed(2)
+            } s (bound ${c.within / 1000} s)`,
+        });
+        break;
+      }
+      case "membership.sides-serving":
+      case "membership.incarnation-monotonic":
+        if (run.violation?.check !== c.type) {
+          out.push({
+            name: c.type,
+            ok: true,
+            detail: c.type === "membership.sides-serving"
+              ? `held at every sample${
+                run.faults.some((f) => f.type === "partition")
+                  ? ""
+                  : " (no partition in this scenario)"
+              }`
+              : "held at every view change",
+          });
+        }
+        break;
+    }
+  }
+  return out;
+}
