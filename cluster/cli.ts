@@ -105,6 +105,11 @@ async function run(args: string[]): Promise<number> {
     }`;
     await writeOutputs(out, cluster, summary);
     console.log(formatSummary(summary));
+    const formed = cluster.observer.formationAt;
+    if (formed !== null) {
+      const after = Math.max(0, formed - cluster.lastInitialReadyMs) / 1000;
+      console.log(`\n  formation after the last node process was up: ${after.toFixed(2)} s`);
+    }
     console.log(`\n  outputs in ${out}/ (peak RSS is the largest node process's)`);
     return summary.ok ? 0 : 1;
   } catch (e) {

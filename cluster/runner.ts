@@ -228,6 +228,9 @@ export class RealCluster implements RunView {
     n.proc = proc;
     n.lives.push(proc);
     const addrs = await proc.ready();
+    if (n.lives.length === 1 && !n.isJoiner) {
+      this.lastInitialReadyMs = Math.max(this.lastInitialReadyMs, this.now());
+    }
     n.id = addrs.nodeId;
     this.byId.set(n.id, n.index);
     n.up = true;
@@ -419,6 +422,9 @@ export class RealCluster implements RunView {
     );
     if (outDir) await this.writeLogs(outDir);
   }
+
+  /** When the last initial node process reported itself started (process boot excluded). */
+  lastInitialReadyMs = 0;
 
   /** Largest peak RSS of any node process still running at the end. */
   peakNodeRssBytes = 0;
