@@ -6,6 +6,7 @@
  * same one-line summary as bench/phold.ts.
  */
 import { formatMeasurement, measureScenario } from "./membership10k.ts";
+import { measureSignatures } from "./signatures.ts";
 import { runScenario, smallScenario } from "../sim/testing.ts";
 import { bench, do_not_optimize, group, run } from "mitata";
 import { EventHeap } from "../sim/heap.ts";
@@ -96,6 +97,12 @@ if (import.meta.main) {
   await run();
   const lps = 10_000;
   console.log(formatPhold(lps, runPhold({ lps, events: 10_000_000, seed: 1 })));
+  const sig = await measureSignatures();
+  console.log(
+    `signatures one_by_one_per_s=${sig.oneByOne.toFixed(0)} batched_per_s=${
+      sig.batched.toFixed(0)
+    }`,
+  );
   // The 10,000-node scenario in its own process, so its peak RSS is its own.
   console.log(
     formatMeasurement("membership-10k", await measureScenario("scenarios/membership-10k.yaml")),
