@@ -1,6 +1,6 @@
 /**
- * `deno task cluster run <scenario>`: the scenario on a real cluster of node processes on
- * 127.0.0.1. Same checks and summary.json shape as the simulator. Exit codes: 0 all checks
+ * `deno task cluster run <scenario>`: the scenario on a real cluster of node processes, each
+ * in its own network namespace when run as root (`--netns`), else on 127.0.0.1. Same checks and summary.json shape as the simulator. Exit codes: 0 all checks
  * passed, 1 a check failed, 2 bad input or a scenario the real cluster cannot run.
  */
 import { parseArgs } from "node:util";
@@ -8,28 +8,37 @@ import { join } from "node:path";
 import { MyceliumError } from "../core/errors.ts";
 import { loadScenarioFile } from "../sim/scenario.ts";
 import { buildSummary, formatSummary, writeOutputs } from "../sim/summary.ts";
+import { NetnsError, netnsUnavailable } from "./netns.ts";
 import { RealCluster } from "./runner.ts";
 
 const HELP = `Mycelium real cluster
 
 Usage:
   deno task cluster run <scenario.yaml> [--out DIR] [--binary PATH] [--set PATH=VALUE ...]
+                       [--netns | --no-netns]
 
-Starts the scenario's nodes as real processes on 127.0.0.1 (ephemeral ports), applies its
-crash faults (kill -9, restart with the same data dir) and graceful leaves (SIGTERM) in
-real time, watches every node's membership view through its admin API, and evaluates the
-scenario's checks. Writes DIR/summary.json (the simulator's shape; traceHash is empty:
+Starts the scenario's nodes as real processes (ephemeral ports), applies its crash faults
+(kill -9, restart with the same data dir) and graceful leaves (SIGTERM) in real time,
+watches every node's membership view through its admin API, and evaluates the scenario's
+checks. Writes DIR/summary.json (the simulator's shape; traceHash is empty:
 real runs are not deterministic), the same CSVs, DIR/metrics/<node>.prom (each node's last
 /metrics scrape) and DIR/logs/<node>.log.
 
-A scenario using what the real cluster cannot do yet (link latency, loss, bandwidth,
-partitions, clock skew: they need network namespaces) is rejected before anything starts.
+With --netns (the default as root with ip, nft and tc) every node runs in its own network
+namespace (10.213.X.0/24 on a bridge the run creates and removes): partition, oneway, jam
+and degrade faults (loss only) are nftables rules at their at/until, network.loss too, and
+network.bandwidth a tc tbf qdisc on each node's uplink. Without it, nodes share 127.0.0.1
+and those are rejected. Always rejected, with the reason, before anything starts: added
+latency, jitter, reordering, duplication, regions and slow faults (this kernel has no
+netem), clock faults.
 
 Options:
   --out DIR          output directory (default: out/cluster/<scenario name>)
   --binary PATH      run nodes from a built binary (default: deno run node/cli.ts)
   --set PATH=VALUE   override a scenario field (repeatable; VALUE is YAML)
   --poll-ms N        how often node views are read (default 250)
+  --netns            each node in its own network namespace (needs root, ip, nft, tc)
+  --no-netns         all nodes on 127.0.0.1 (no link faults)
   -h, --help         this help
 `;
 
@@ -42,6 +51,8 @@ async function run(args: string[]): Promise<number> {
       binary: { type: "string" },
       set: { type: "string", multiple: true, default: [] },
       "poll-ms": { type: "string", default: "250" },
+      netns: { type: "boolean" },
+      "no-netns": { type: "boolean" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -59,6 +70,15 @@ async function run(args: string[]): Promise<number> {
     console.error(`--poll-ms: expected an integer >= 10, got "${values["poll-ms"]}"`);
     return 2;
   }
+  if (values.netns && values["no-netns"]) {
+    console.error("--netns and --no-netns exclude each other");
+    return 2;
+  }
+  const netns = values.netns ? true : values["no-netns"] ? false : netnsUnavailable() === null;
+  if (netns && netnsUnavailable()) {
+    console.error(`--netns: ${netnsUnavailable()}`);
+    return 2;
+  }
   const sets = values.set as string[];
   let cluster: RealCluster;
   let out: string;
@@ -71,6 +91,13 @@ async function run(args: string[]): Promise<number> {
       workDir,
       binary: values.binary,
       pollMs,
+      netns,
+      onNetns: (lab) =>
+        console.error(
+          `namespaces ${lab.prefix}-n0..n${
+            lab.size - 1
+          }, 10.213.${lab.subnet}.0/24 on bridge ${lab.bridge}`,
+        ),
       onProgress: (t, d) => {
         if (Deno.stderr.isTerminal()) {
           Deno.stderr.writeSync(
@@ -83,14 +110,30 @@ async function run(args: string[]): Promise<number> {
     });
     const n = cluster.nodes.length;
     console.error(
-      `running ${scenario.name} on a real cluster: ${n} node processes, ${
-        scenario.duration / 1000
-      } s`,
+      `running ${scenario.name} on a real cluster: ${n} node processes${
+        netns ? " in network namespaces" : " on 127.0.0.1"
+      }, ${scenario.duration / 1000} s`,
     );
     const start = performance.now();
+    // Ctrl-C / SIGTERM: stop the nodes and remove the namespaces before exiting.
+    const running = cluster;
+    const stop = () => {
+      console.error("\ninterrupted: stopping nodes and removing namespaces");
+      running.shutdown().finally(() => Deno.exit(130));
+    };
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
     try {
       await cluster.run(out);
+    } catch (e) {
+      if (e instanceof NetnsError) {
+        console.error(`network namespaces: ${e.message}`);
+        return 2;
+      }
+      throw e;
     } finally {
+      Deno.removeSignalListener("SIGINT", stop);
+      Deno.removeSignalListener("SIGTERM", stop);
       await Deno.remove(workDir, { recursive: true }).catch(() => undefined);
     }
     if (Deno.stderr.isTerminal()) Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[2K"));

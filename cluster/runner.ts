@@ -1,15 +1,20 @@
 /**
- * The real cluster: a scenario's nodes as real node processes on 127.0.0.1 (ephemeral
- * ports), its crash/restart faults and leaves applied for real (`kill -9`, SIGTERM), the
- * nodes' membership views watched through their admin API, and the simulator's own checks
- * and summary.json shape at the end.
+ * The real cluster: a scenario's nodes as real node processes (ephemeral ports), its
+ * crash/restart faults and leaves applied for real (`kill -9`, SIGTERM), the nodes' membership
+ * views watched through their admin API, and the simulator's own checks and summary.json
+ * shape at the end.
  *
- * Link shaping (latency, loss, bandwidth), partitions and clock skew need each node in its
- * own network namespace with nftables/tc rules; that is not built yet, so scenarios using
- * them are rejected up front with the reason.
+ * Without `netns` the nodes share 127.0.0.1 and no link fault can be applied. With it (root,
+ * ip/nft/tc), every node runs in its own network namespace (`NetnsLab`): partitions, one-way
+ * cuts, jams, degraded nodes and network-wide loss become nftables drop rules between the
+ * namespaces at their `at`/`until`, and `network.bandwidth` a `tc tbf` qdisc on every
+ * node's uplink. Added latency, jitter, reordering, duplication, slow links and clock skew
+ * stay impossible here (no netem; no way to skew a process's monotonic clock): scenarios
+ * using them are rejected up front with the reason.
  */
 import { join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
+import { suspicionBounds } from "../core/membership/config.ts";
 import { MemberState } from "../core/membership/messages.ts";
 import { UNKNOWN } from "../core/membership/members.ts";
 import { type CheckResult, evaluateChecks, type FaultAccount } from "../sim/checks.ts";
@@ -20,6 +25,7 @@ import { type NodeInfo, resolveSelector, validateSelector } from "../sim/selecto
 import type { SampleRow } from "../sim/simulation.ts";
 import type { RunView } from "../sim/summary.ts";
 import { createTestNetwork, type MemberView, nodeEnv, NodeProcess } from "../node/testing.ts";
+import { NETNS_IMPOSSIBLE, NetnsLab, netnsUnavailable, type RuleHandle } from "./netns.ts";
 
 /** More processes than this would not be a fair test on a 2-core machine. */
 export const MAX_CLUSTER_NODES = 32;
@@ -31,33 +37,39 @@ const STATE: Record<string, number> = {
   left: MemberState.Left,
 };
 
-/** Why the real cluster cannot run this scenario (empty: it can). */
-export function unsupportedFeatures(s: Scenario): string[] {
+/**
+ * Why the real cluster cannot run this scenario (empty: it can). `netns`: whether the nodes
+ * run in network namespaces (which makes link faults, loss and bandwidth possible).
+ */
+export function unsupportedFeatures(s: Scenario, opts: { netns?: boolean } = {}): string[] {
+  const netns = opts.netns ?? false;
   const out: string[] = [];
   const defaults = scenarioSchema.parse({
     name: "x",
     duration: 1,
     nodes: [{ group: "n", count: 1 }],
   });
-  const shaping = "needs per-node network namespaces with nftables/tc, not built yet";
+  const needNs = "needs per-node network namespaces (--netns: root with ip, nft and tc)";
   const net = s.network;
   if (JSON.stringify(net.latency) !== JSON.stringify(defaults.network.latency)) {
-    out.push(
-      `network.latency: added latency ${shaping} (this kernel has no netem; a delaying relay is planned)`,
-    );
+    out.push(`network.latency: ${NETNS_IMPOSSIBLE.latency}`);
   }
-  if (net.jitter > 0) out.push(`network.jitter: ${shaping}`);
-  if (net.loss > 0) out.push(`network.loss: random loss ${shaping}`);
-  if (net.duplicate > 0) {
-    out.push("network.duplicate: the kernel offers no honest way to duplicate datagrams");
+  if (net.jitter > 0) out.push(`network.jitter: ${NETNS_IMPOSSIBLE.jitter}`);
+  if (net.loss > 0 && !netns) out.push(`network.loss: random loss ${needNs}`);
+  if (net.duplicate > 0) out.push(`network.duplicate: ${NETNS_IMPOSSIBLE.duplicate}`);
+  if (net.reorder > 0) out.push(`network.reorder: ${NETNS_IMPOSSIBLE.reorder}`);
+  if (net.bandwidth !== undefined && !netns) out.push(`network.bandwidth: tc tbf ${needNs}`);
+  if (Object.keys(net.regions).length > 0) {
+    out.push(`network.regions: region latency: ${NETNS_IMPOSSIBLE.latency}`);
   }
-  if (net.reorder > 0) out.push(`network.reorder: ${shaping}`);
-  if (net.bandwidth !== undefined) out.push(`network.bandwidth: tc tbf ${shaping}`);
-  if (Object.keys(net.regions).length > 0) out.push(`network.regions: region latency ${shaping}`);
   s.faults.forEach((f, i) => {
     if (f.type === "clock") {
       out.push(`faults[${i}]: a clock fault cannot skew a real process's monotonic clock`);
-    } else if (f.type !== "crash") out.push(`faults[${i}]: a ${f.type} fault ${shaping}`);
+    } else if (f.type === "slow") {
+      out.push(`faults[${i}]: ${NETNS_IMPOSSIBLE.slow}`);
+    } else if (f.type === "degrade" && f.addLatency > 0) {
+      out.push(`faults[${i}].addLatency: ${NETNS_IMPOSSIBLE.latency}`);
+    } else if (f.type !== "crash" && !netns) out.push(`faults[${i}]: a ${f.type} fault ${needNs}`);
   });
   if (s.bootstrap.mode === "snapshot") {
     out.push("bootstrap.mode: real nodes join through seed nodes; use mode: seeds");
@@ -71,6 +83,13 @@ export function unsupportedFeatures(s: Scenario): string[] {
     out.push(`nodes: ${n} processes, at most ${MAX_CLUSTER_NODES} on one machine`);
   }
   return out;
+}
+
+/** A link fault in force: its rules, its account, and (a partition) its groups. */
+interface ActiveFault {
+  handle: RuleHandle;
+  account: FaultAccount;
+  partition: { groupOf: Int32Array; healedAt: number | null } | null;
 }
 
 interface ClusterNode extends NodeInfo {
@@ -98,6 +117,13 @@ export interface ClusterOptions {
   binary?: string;
   /** How often the nodes' views are read (ms). */
   pollMs?: number;
+  /**
+   * Each node in its own network namespace (link faults, loss, bandwidth); default: when
+   * running as root with ip, nft and tc available.
+   */
+  netns?: boolean;
+  /** Called once the namespaces exist (before any node starts). */
+  onNetns?: (lab: NetnsLab) => void;
   onProgress?: (elapsedMs: number, durationMs: number) => void;
 }
 
@@ -126,9 +152,20 @@ export class RealCluster implements RunView {
   private readonly timers: ReturnType<typeof setTimeout>[] = [];
   private readonly rng: Rng;
   private readonly pending: Promise<unknown>[] = [];
+  /** Whether nodes run in network namespaces. */
+  readonly netns: boolean;
+  private lab: NetnsLab | null = null;
+  private readonly active = new Set<ActiveFault>();
+  private readonly partitions: Array<{ groupOf: Int32Array; healedAt: number | null }> = [];
+  private readonly partitionGraceMs: number;
 
   constructor(scenario: Scenario, private readonly opts: ClusterOptions) {
-    const problems = unsupportedFeatures(scenario);
+    this.netns = opts.netns ?? netnsUnavailable() === null;
+    if (this.netns) {
+      const why = netnsUnavailable();
+      if (why) throw new ConfigError(`cannot run nodes in network namespaces: ${why}`, "--netns");
+    }
+    const problems = unsupportedFeatures(scenario, { netns: this.netns });
     if (problems.length > 0) {
       throw new ConfigError(
         `the real cluster cannot run this scenario:\n  - ${problems.join("\n  - ")}`,
@@ -167,10 +204,34 @@ export class RealCluster implements RunView {
     }
     let end = 0;
     scenario.faults.forEach((f, i) => {
-      if (f.type !== "crash") return;
-      validateSelector(f.nodes, this.nodes, `faults[${i}].nodes`);
-      end = Math.max(end, f.at + (f.restartAfter ?? 0));
+      const path = `faults[${i}]`;
+      switch (f.type) {
+        case "crash":
+          validateSelector(f.nodes, this.nodes, `${path}.nodes`);
+          end = Math.max(end, f.at + (f.restartAfter ?? 0));
+          return;
+        case "partition":
+          f.groups.forEach((g, gi) => validateSelector(g, this.nodes, `${path}.groups[${gi}]`));
+          break;
+        case "oneway":
+          validateSelector(f.from, this.nodes, `${path}.from`);
+          validateSelector(f.to, this.nodes, `${path}.to`);
+          break;
+        case "jam":
+          validateSelector(f.between[0], this.nodes, `${path}.between[0]`);
+          validateSelector(f.between[1], this.nodes, `${path}.between[1]`);
+          break;
+        case "degrade":
+          validateSelector(f.nodes, this.nodes, `${path}.nodes`);
+          break;
+        default:
+          return;
+      }
+      end = Math.max(end, Math.min(f.until ?? scenario.duration, scenario.duration));
     });
+    const m = scenario.protocol.membership;
+    // As in the simulator: declarations this long after a heal are partition fallout.
+    this.partitionGraceMs = suspicionBounds(m, this.nodes.length).max + m.gossipToTheDeadMs;
     scenario.workload.leaves.forEach((w, i) => {
       validateSelector(w.nodes, this.nodes, `workload.leaves[${i}].nodes`);
       end = Math.max(end, w.at + scenario.protocol.membership.leavePropagateMs);
@@ -180,7 +241,7 @@ export class RealCluster implements RunView {
       this.nodes.length,
       this.nodes.filter((n) => !n.isJoiner).length,
       () => this.now(),
-      () => false, // no partitions on the loopback cluster
+      (a, b) => this.partitioned(a, b),
       (i) => this.nodes[i].name,
     );
     this.observer.checkIncarnations = scenario.checks.some((c) =>
@@ -190,6 +251,24 @@ export class RealCluster implements RunView {
 
   private now(): number {
     return performance.now() - this.t0;
+  }
+
+  /**
+   * Whether a declaration by `x` about `y` is partition fallout: a partition separates them
+   * now, or did and healed within the grace period. The runner sees views, not who judged
+   * (the simulator passes the originator of a dead item): after a heal, a dead item about
+   * `y` from a node of the other side reaches `y`'s own side before `y` refutes it, so within
+   * the grace period any declaration about a node the partition cut off counts as fallout.
+   */
+  private partitioned(x: number, y: number): boolean {
+    const now = this.now();
+    return this.partitions.some((p) => {
+      if (p.groupOf[x] !== p.groupOf[y]) {
+        return p.healedAt === null || now - p.healedAt <= this.partitionGraceMs;
+      }
+      return p.healedAt !== null && now - p.healedAt <= this.partitionGraceMs &&
+        p.groupOf.some((g) => g !== p.groupOf[y]);
+    });
   }
 
   /** Creates the network and every node identity (before the clock starts). */
@@ -208,6 +287,12 @@ export class RealCluster implements RunView {
       extra[`MYCELIUM_MEMBERSHIP_${envName(k)}`] = String(v);
     }
     extra.MYCELIUM_NODE_TIER = n.tier;
+    if (this.lab) {
+      const addr = this.lab.addr(n.index);
+      extra.MYCELIUM_GOSSIP_BIND = addr;
+      extra.MYCELIUM_STREAMS_BIND = addr;
+      extra.MYCELIUM_ADMIN_BIND = addr;
+    }
     return nodeEnv(n.dataDir, seeds, extra);
   }
 
@@ -224,6 +309,7 @@ export class RealCluster implements RunView {
       n.dataDir,
       this.env(n, this.seedAddrs()),
       this.opts.binary,
+      this.lab ? this.lab.commandPrefix(n.index) : [],
     );
     n.proc = proc;
     n.lives.push(proc);
@@ -259,7 +345,99 @@ export class RealCluster implements RunView {
     }, Math.max(0, ms - this.now())));
   }
 
+  /** Removes a link fault's rules and counts the packets they dropped as its firings. */
+  private async heal(a: ActiveFault): Promise<void> {
+    if (!this.active.delete(a)) return;
+    if (a.partition) a.partition.healedAt = this.now();
+    a.account.fired += await a.handle.remove();
+  }
+
+  /** Partitions, one-way cuts, jams and degraded nodes as nftables rules in their window. */
+  private scheduleLinkFaults(): void {
+    const lab = this.lab;
+    if (!lab) return;
+    const duration = this.scenario.duration;
+    this.scenario.faults.forEach((f, fi) => {
+      if (f.type === "crash" || f.type === "clock" || f.type === "slow") return;
+      const rng = this.rng.derive(`fault/${fi}`);
+      const resolve = (sel: Parameters<typeof resolveSelector>[0]) =>
+        resolveSelector(sel, this.nodes, rng);
+      let partition: ActiveFault["partition"] = null;
+      let apply: () => Promise<RuleHandle>;
+      switch (f.type) {
+        case "partition": {
+          const groups = f.groups.map(resolve);
+          const groupOf = new Int32Array(this.nodes.length).fill(-1);
+          groups.forEach((g, gi) => g.forEach((i) => groupOf[i] = gi));
+          partition = { groupOf, healedAt: null };
+          apply = () => lab.partition(groups);
+          break;
+        }
+        case "oneway": {
+          const from = resolve(f.from), to = resolve(f.to);
+          apply = () => lab.oneway(from, to, f.loss);
+          break;
+        }
+        case "jam": {
+          const a = resolve(f.between[0]), b = resolve(f.between[1]);
+          apply = () => lab.loss([a, b], f.loss);
+          break;
+        }
+        case "degrade": {
+          const nodes = resolve(f.nodes);
+          apply = async () => {
+            const hs = await Promise.all(nodes.map((i) => lab.degrade(i, f.loss, f.direction)));
+            const sum = async (fn: (h: RuleHandle) => Promise<number>) =>
+              (await Promise.all(hs.map(fn))).reduce((x, y) => x + y, 0);
+            return {
+              pairs: hs.reduce((x, h) => x + h.pairs, 0),
+              dropped: () => sum((h) => h.dropped()),
+              remove: () => sum((h) => h.remove()),
+            };
+          };
+          break;
+        }
+      }
+      const account: FaultAccount = {
+        name: f.name ?? `${f.type}@${f.at}ms`,
+        type: f.type,
+        at: f.at,
+        declared: 1,
+        fired: 0,
+      };
+      this.faults.push(account);
+      let applying: Promise<ActiveFault> | null = null;
+      this.at(f.at, () => {
+        this.observer.closeFormation();
+        if (partition) this.partitions.push(partition);
+        applying = apply().then((handle) => {
+          const a = { handle, account, partition };
+          this.active.add(a);
+          return a;
+        });
+        return applying.then(() => undefined);
+      });
+      const until = Math.min(f.until ?? duration, duration);
+      if (until < duration) {
+        this.at(until, async () => {
+          if (applying) await this.heal(await applying);
+        });
+      }
+    });
+  }
+
+  /** Network-wide loss and bandwidth, for the whole run. */
+  private async applyNetwork(lab: NetnsLab): Promise<void> {
+    const net = this.scenario.network;
+    const all = this.nodes.map((n) => n.index);
+    if (net.loss > 0) await lab.loss([all, all], net.loss);
+    if (net.bandwidth !== undefined) {
+      await Promise.all(all.map((i) => lab.bandwidth(i, net.bandwidth!, net.queue)));
+    }
+  }
+
   private scheduleFaults(): void {
+    this.scheduleLinkFaults();
     const isUp = (i: number) => this.nodes[i].up;
     this.scenario.faults.forEach((f, fi) => {
       if (f.type !== "crash") return;
@@ -388,6 +566,37 @@ export class RealCluster implements RunView {
 
   /** Runs the scenario in real time; returns when it ended and every node stopped. */
   async run(outDir?: string): Promise<void> {
+    if (this.netns) {
+      this.lab = await NetnsLab.create(this.nodes.length);
+      this.opts.onNetns?.(this.lab);
+      try {
+        await this.applyNetwork(this.lab);
+        await this.runNodes(outDir);
+      } finally {
+        await this.shutdown();
+      }
+    } else {
+      try {
+        await this.runNodes(outDir);
+      } finally {
+        await this.shutdown();
+      }
+    }
+  }
+
+  /** Stops every node process still running, then removes the namespaces (idempotent). */
+  async shutdown(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    for (const n of this.nodes) for (const p of n.lives) p.kill("SIGKILL");
+    await Promise.all(
+      this.nodes.flatMap((n) => n.lives.map((p) => p.exited.catch(() => undefined))),
+    );
+    const lab = this.lab;
+    this.lab = null;
+    await lab?.close();
+  }
+
+  private async runNodes(outDir?: string): Promise<void> {
     await this.prepare();
     this.t0 = performance.now();
     // Seeds first (others need their addresses), then the rest on their schedule.
@@ -410,6 +619,8 @@ export class RealCluster implements RunView {
     }
     for (const t of this.timers) clearTimeout(t);
     await Promise.all(this.pending);
+    // Link faults still in force end with the run; their drop counters are their firings.
+    for (const a of [...this.active]) await this.heal(a).catch((e) => console.error(`${e}`));
     this.virtualMs = this.now();
     if (outDir) await this.keepArtifacts(outDir);
     for (const n of this.nodes) {

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseScenario } from "../sim/scenario.ts";
+import { leftovers, netnsUnavailable } from "./netns.ts";
 import { unsupportedFeatures } from "./runner.ts";
 
 const CLI = new URL("./cli.ts", import.meta.url).pathname;
@@ -18,7 +19,7 @@ async function cli(path: string, args: string[]) {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-Deno.test("unsupportedFeatures names every feature the loopback cluster cannot do", () => {
+Deno.test("unsupportedFeatures names what the cluster cannot do, with and without netns", () => {
   const s = parseScenario({
     name: "x",
     duration: "10s",
@@ -29,6 +30,11 @@ Deno.test("unsupportedFeatures names every feature the loopback cluster cannot d
       { type: "partition", at: "1s", groups: ["n[0..1]", "n[2..3]"] },
       { type: "clock", at: "1s", nodes: "n-1", offset: "1s" },
       { type: "crash", at: "2s", nodes: "n-1" },
+      { type: "oneway", at: "1s", from: "n-0", to: "n-1" },
+      { type: "jam", at: "1s", between: ["n-0", "n-1"] },
+      { type: "degrade", at: "1s", nodes: "n-2", loss: 0.2 },
+      { type: "degrade", at: "1s", nodes: "n-2", addLatency: "5ms" },
+      { type: "slow", at: "1s", between: ["n-0", "n-1"], addLatency: "5ms" },
     ],
   });
   const reasons = unsupportedFeatures(s).join("\n");
@@ -46,6 +52,19 @@ Deno.test("unsupportedFeatures names every feature the loopback cluster cannot d
     assert.match(reasons, new RegExp(field.replace(/[.[\]]/g, "\\$&")), field);
   }
   assert.doesNotMatch(reasons, /faults\[2\]/); // crash faults are real
+  // In network namespaces: partitions, one-way cuts, jams, lossy degrades, loss and bandwidth
+  // are nftables/tc rules; latency (no netem), slow links and clocks stay impossible.
+  const ns = unsupportedFeatures(s, { netns: true }).join("\n");
+  for (
+    const field of ["network.latency", "faults[1]", "faults[6]", "faults[7]", "bootstrap.mode"]
+  ) {
+    assert.match(ns, new RegExp(field.replace(/[.[\]]/g, "\\$&")), field);
+  }
+  assert.match(ns, /netem/);
+  for (const field of ["network.loss", "network.bandwidth", "faults[0]", "faults[3]"]) {
+    assert.doesNotMatch(ns, new RegExp(field.replace(/[.[\]]/g, "\\$&")), field);
+  }
+  assert.doesNotMatch(ns, /faults\[(2|4|5)\]/);
   assert.deepEqual(
     unsupportedFeatures(
       parseScenario({ name: "ok", duration: "5s", nodes: [{ group: "n", count: 3 }] }),
@@ -58,6 +77,7 @@ Deno.test("cluster run rejects an unsupported scenario up front (exit 2, reasons
   const r = await cli(CLI, [
     "run",
     "scenarios/partition-3x3.yaml",
+    "--no-netns",
     "--out",
     await Deno.makeTempDir(),
   ]);
@@ -114,6 +134,58 @@ Deno.test({
       for (const n of [0, 1, 2, 3]) await Deno.stat(join(dir, "real", "metrics", `node-${n}.prom`));
       const log3 = await Deno.readTextFile(join(dir, "real", "logs", "node-3.log"));
       assert.match(log3, /# life 2/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+const nsWhy = netnsUnavailable();
+
+Deno.test({
+  name: "cluster run --netns: the 3|3 split for real — both sides serve, converged after the heal" +
+    (nsWhy ? ` (skipped: needs root and ip/nft/tc — ${nsWhy})` : ""),
+  ignore: nsWhy !== null,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const r = await cli(CLI, [
+        "run",
+        "scenarios/partition-3x3.yaml",
+        "--netns",
+        "--out",
+        dir,
+        "--set",
+        "duration=45s",
+        "--set",
+        "faults[0].at=8s",
+        "--set",
+        "faults[0].until=22s",
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stderr, /in network namespaces/);
+      const a = JSON.parse(await Deno.readTextFile(join(dir, "summary.json")));
+      assert.ok(a.checks.every((c: { ok: boolean }) => c.ok), JSON.stringify(a.checks));
+      for (
+        const name of [
+          "membership.sides-serving",
+          "membership.converged",
+          "faults.fired",
+        ]
+      ) {
+        assert.ok(a.checks.some((c: { name: string }) => c.name === name), name);
+      }
+      // The split really dropped packets (its nft counters), and nodes declared the other side
+      // failed only as partition fallout, never as false positives.
+      assert.ok(a.faults[0].fired > 0, JSON.stringify(a.faults));
+      assert.equal(a.metrics.membership.falsePositives, 0);
+      assert.ok(a.metrics.membership.partitionDeclarations > 0);
+      // Nothing of the run's lab is left behind.
+      const prefix = /namespaces (myc[0-9a-f]{5})-n0/.exec(r.stderr)?.[1];
+      assert.ok(prefix, r.stderr);
+      assert.deepEqual(await leftovers(prefix), []);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

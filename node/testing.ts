@@ -28,6 +28,8 @@ export class NodeProcess {
     readonly dataDir: string,
     env: Record<string, string>,
     binary?: string,
+    /** Runs the node under this command, e.g. `ip netns exec NS` (a network namespace). */
+    commandPrefix: string[] = [],
   ) {
     // A clean environment: a MYCELIUM_* variable of the caller's would reconfigure the node
     // (or be rejected by it as unknown).
@@ -43,9 +45,9 @@ export class NodeProcess {
       stderr: "piped",
       stdin: "null",
     } as const;
-    const cmd = binary
-      ? new Deno.Command(binary, { args: ["node"], ...opts })
-      : new Deno.Command(Deno.execPath(), { args: ["run", "-A", CLI, "node"], ...opts });
+    const argv = binary ? [binary, "node"] : [Deno.execPath(), "run", "-A", CLI, "node"];
+    const [program, ...args] = [...commandPrefix, ...argv];
+    const cmd = new Deno.Command(program, { args, ...opts });
     this.child = cmd.spawn();
     this.exited = this.child.status;
     this.readLogs();
