@@ -13,6 +13,8 @@ export interface AdminView {
   status(): unknown;
   members(): unknown;
   metrics(): Promise<{ contentType: string; body: string }>;
+  /** Round trip over a mutual-TLS stream to a peer (opened, and kept up, on first use). */
+  streamPing?(peer: string): Promise<{ status: number; body: unknown }>;
 }
 
 export interface AdminServer {
@@ -51,10 +53,25 @@ export function startAdmin(view: AdminView, bind: string, port: number): Promise
           return json(res, 200, view.status());
         case "/v1/members":
           return json(res, 200, view.members());
+        case "/v1/streams/ping": {
+          const peer = url.searchParams.get("peer");
+          if (!peer || !view.streamPing) {
+            return json(res, 400, { error: "expected ?peer=NODE_ID" });
+          }
+          const r = await view.streamPing(peer);
+          return json(res, r.status, r.body);
+        }
         default:
           return json(res, 404, {
             error: `no such endpoint ${url.pathname}`,
-            endpoints: ["/healthz", "/readyz", "/metrics", "/status", "/v1/members"],
+            endpoints: [
+              "/healthz",
+              "/readyz",
+              "/metrics",
+              "/status",
+              "/v1/members",
+              "/v1/streams/ping",
+            ],
           });
       }
     };

@@ -66,6 +66,10 @@ Deno.test({
       await t.step("kill -9: all survivors declare it dead", async () => {
         const victim = procs[3];
         const before = (await stateOf(procs[0], ids[3]))!.incarnation;
+        // A mutual-TLS stream from n0 to n3, kept up by n0 (reconnecting with backoff).
+        const ping = await procs[0].get(`/v1/streams/ping?peer=${ids[3]}`);
+        assert.equal(ping.status, 200, ping.body);
+        assert.ok(JSON.parse(ping.body).rttMs >= 0);
         victim.kill("SIGKILL");
         await victim.exited;
         await until("every survivor declares n3 dead", 30_000, async () => {
@@ -88,6 +92,14 @@ Deno.test({
           }
           return true;
         });
+        // n0's stream to n3 broke with the kill; it reconnects (new port, learned through
+        // membership) and carries pings again.
+        await until("the stream n0 -> n3 works again", 45_000, async () => {
+          return (await procs[0].get(`/v1/streams/ping?peer=${ids[3]}`)).status === 200;
+        });
+        const m = (await procs[0].get("/metrics")).body;
+        const reconnects = Number(/^mycelium_stream_reconnects_total (\d+)/m.exec(m)?.[1] ?? 0);
+        assert.ok(reconnects >= 1, `reconnects ${reconnects}`);
       });
 
       await t.step(

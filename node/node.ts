@@ -22,11 +22,20 @@ import { JsonLogger } from "./log.ts";
 import { PromMetrics, SWIM_METRIC_NAMES } from "./metrics.ts";
 import { loadNodeIdentity, type NodeIdentity, peerNodeId, tlsOptions } from "./pki.ts";
 import { SqliteStore } from "./store.ts";
+import { FRAME_PING, FRAME_PONG, PeerStream, StreamPool } from "./streams.ts";
 import { PROTOCOL_MAJOR, runtimeVersion, VERSION } from "./version.ts";
 
-/** Stream frame types (more protocols add theirs). */
-export const FRAME_PING = 1;
-export const FRAME_PONG = 2;
+export { FRAME_PING, FRAME_PONG } from "./streams.ts";
+
+/**
+ * A member's announced address is "GOSSIP#STREAMS" (both host:port); the core treats it as
+ * opaque. Plain "host:port" (gossip only) is accepted too.
+ */
+export function splitAnnounced(addr: string | undefined): { gossip?: string; streams?: string } {
+  if (!addr) return {};
+  const [gossip, streams] = addr.split("#");
+  return { gossip: gossip || undefined, streams: streams || undefined };
+}
 
 export class MyceliumNode {
   readonly identity: NodeIdentity;
@@ -41,6 +50,7 @@ export class MyceliumNode {
   readonly streamAddress: string;
   private admin: AdminServer | null = null;
   private readonly addrs = new Map<NodeId, string>();
+  private readonly streams: StreamPool;
   private readonly streamCounters: Record<string, number> = {};
   private readonly startedAt = Date.now();
   private stopping = false;
@@ -67,6 +77,18 @@ export class MyceliumNode {
     this.host = parts.host;
     this.tlsServer = parts.tlsServer;
     this.streamAddress = parts.streamAddress;
+    const cfg = parts.config.streams;
+    this.streams = new StreamPool((peer) =>
+      new PeerStream({
+        identity: parts.identity,
+        peer,
+        address: () => splitAnnounced(this.swim.addrOf(peer)).streams,
+        maxFrameBytes: cfg.maxFrameBytes,
+        reconnect: cfg.reconnect,
+        metrics: parts.metrics,
+        log: parts.log.child("streams"),
+      })
+    );
   }
 
   static async start(config: NodeConfig): Promise<MyceliumNode> {
@@ -79,6 +101,8 @@ export class MyceliumNode {
       "mycelium_stream_connections_total",
       "mycelium_handler_errors_total",
       "mycelium_datagrams_unroutable_total",
+      "mycelium_stream_reconnects_total",
+      "mycelium_stream_connect_failures_total",
     ]);
     await mkdir(config.node.dataDir, { recursive: true });
     const store = SqliteStore.open(join(config.node.dataDir, "state.db"));
@@ -110,7 +134,7 @@ export class MyceliumNode {
     const swim = new Swim({
       config: config.membership,
       seedAddrs: config.join.seeds,
-      addr: advertise,
+      addr: `${advertise}#${streamAddress}`,
       listener: (idx, from, to) => {
         if (from === to) return;
         const id = ids.id(idx);
@@ -182,7 +206,7 @@ export class MyceliumNode {
   }
 
   private sendTo(to: NodeId, msg: SwimMessage): void {
-    const addr = this.addrs.get(to) ?? this.swim.addrOf(to);
+    const addr = this.addrs.get(to) ?? splitAnnounced(this.swim.addrOf(to)).gossip;
     if (!addr) {
       this.metrics.inc("mycelium_datagrams_unroutable_total");
       return;
@@ -207,6 +231,17 @@ export class MyceliumNode {
       },
       status: () => this.status(),
       members: () => this.memberList(),
+      streamPing: async (peer: string) => {
+        const known = this.swim.members().some((m) => m.node === peer);
+        if (!known) return { status: 404, body: { error: `no member ${peer}` } };
+        const s = this.streams.get(peer as NodeId);
+        try {
+          const rttMs = await s.ping();
+          return { status: 200, body: { peer, rttMs, attempt: s.attempt } };
+        } catch (e) {
+          return { status: 503, body: { peer, error: (e as Error).message, attempt: s.attempt } };
+        }
+      },
       metrics: async () => {
         this.refreshGauges();
         return { contentType: this.metrics.contentType, body: await this.metrics.render() };
@@ -215,12 +250,16 @@ export class MyceliumNode {
   }
 
   memberList() {
-    return this.swim.members().map((m) => ({
-      node: m.node,
-      state: memberStateName[m.state],
-      incarnation: m.inc,
-      addr: m.addr || this.addrs.get(m.node) || "",
-    }));
+    return this.swim.members().map((m) => {
+      const a = splitAnnounced(m.addr);
+      return {
+        node: m.node,
+        state: memberStateName[m.state],
+        incarnation: m.inc,
+        addr: a.gossip ?? this.addrs.get(m.node) ?? "",
+        streams: a.streams ?? "",
+      };
+    });
   }
 
   status() {
@@ -280,6 +319,7 @@ export class MyceliumNode {
     }
     this.host.guard("stop", () => this.swim.stop());
     this.host.close();
+    this.streams.stopAll();
     await this.transport.close();
     await new Promise<void>((r) => this.tlsServer.close(() => r()));
     await this.admin?.close();
