@@ -17,7 +17,7 @@ import { ConfigError } from "../core/errors.ts";
 import { suspicionBounds } from "../core/membership/config.ts";
 import { MemberState } from "../core/membership/messages.ts";
 import { UNKNOWN } from "../core/membership/members.ts";
-import { type CheckResult, evaluateChecks, type FaultAccount } from "../sim/checks.ts";
+import { type CheckResult, declared, evaluateChecks, type FaultAccount } from "../sim/checks.ts";
 import { MembershipObserver, type Violation } from "../sim/membership_observer.ts";
 import { Rng } from "../sim/rng.ts";
 import { type Scenario, scenarioSchema } from "../sim/scenario.ts";
@@ -398,13 +398,7 @@ export class RealCluster implements RunView {
           break;
         }
       }
-      const account: FaultAccount = {
-        name: f.name ?? `${f.type}@${f.at}ms`,
-        type: f.type,
-        at: f.at,
-        declared: 1,
-        fired: 0,
-      };
+      const account = declared(f.type, f.at, f.name);
       this.faults.push(account);
       let applying: Promise<ActiveFault> | null = null;
       this.at(f.at, () => {
@@ -441,13 +435,7 @@ export class RealCluster implements RunView {
     const isUp = (i: number) => this.nodes[i].up;
     this.scenario.faults.forEach((f, fi) => {
       if (f.type !== "crash") return;
-      const account: FaultAccount = {
-        name: f.name ?? `crash@${f.at}ms`,
-        type: "crash",
-        at: f.at,
-        declared: 1,
-        fired: 0,
-      };
+      const account = declared("crash", f.at, f.name);
       this.faults.push(account);
       const rng = this.rng.derive(`fault/${fi}`);
       this.at(f.at, async () => {
@@ -463,13 +451,7 @@ export class RealCluster implements RunView {
       });
     });
     this.scenario.workload.leaves.forEach((w, wi) => {
-      const account: FaultAccount = {
-        name: w.name ?? `leave@${w.at}ms`,
-        type: "leave",
-        at: w.at,
-        declared: 1,
-        fired: 0,
-      };
+      const account = declared("leave", w.at, w.name);
       this.workload.push(account);
       const rng = this.rng.derive(`workload/leave/${wi}`);
       this.at(w.at, async () => {

@@ -13,6 +13,11 @@ export interface FaultAccount {
   fired: number;
 }
 
+/** A fault or workload operation as declared, before it has fired. */
+export function declared(type: FaultAccount["type"], at: number, name?: string): FaultAccount {
+  return { name: name ?? `${type}@${at}ms`, type, at, declared: 1, fired: 0 };
+}
+
 export interface CheckResult {
   name: string;
   ok: boolean;

@@ -17,7 +17,7 @@ import { dropReasonName, type LinkRule, NetworkModel } from "./network.ts";
 import { Rng } from "./rng.ts";
 import type { Scenario, Tier } from "./scenario.ts";
 import { type NodeInfo, resolveSelector, validateSelector } from "./selectors.ts";
-import { type CheckResult, evaluateChecks, type FaultAccount } from "./checks.ts";
+import { type CheckResult, declared, evaluateChecks, type FaultAccount } from "./checks.ts";
 
 /** IP + UDP header bytes added to every datagram's payload for byte accounting. */
 export const DATAGRAM_OVERHEAD = 28;
@@ -314,13 +314,7 @@ export class Simulation {
           `${path}.at`,
         );
       }
-      const account: FaultAccount = {
-        name: f.name ?? `${f.type}@${f.at}ms`,
-        type: f.type,
-        at: f.at,
-        declared: 1,
-        fired: 0,
-      };
+      const account = declared(f.type, f.at, f.name);
       this.faults.push(account);
       const rng = this.rootRng.derive(`fault/${fi}`);
       const until = "until" in f && f.until !== undefined
@@ -440,13 +434,7 @@ export class Simulation {
           `${path}.at`,
         );
       }
-      const account: FaultAccount = {
-        name: w.name ?? `leave@${w.at}ms`,
-        type: "leave",
-        at: w.at,
-        declared: 1,
-        fired: 0,
-      };
+      const account = declared("leave", w.at, w.name);
       this.workload.push(account);
       const rng = this.rootRng.derive(`workload/leave/${wi}`);
       this.at(w.at, () => {
