@@ -2,22 +2,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseScenario } from "../sim/scenario.ts";
+import { runScript } from "../sim/testing.ts";
 import { leftovers, netnsUnavailable } from "./netns.ts";
 import { unsupportedFeatures } from "./runner.ts";
 
 const CLI = new URL("./cli.ts", import.meta.url).pathname;
 const SIM_CLI = new URL("../sim/cli.ts", import.meta.url).pathname;
 
-async function cli(path: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", path, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const cli = runScript;
 
 Deno.test("unsupportedFeatures names what the cluster cannot do, with and without netns", () => {
   const s = parseScenario({

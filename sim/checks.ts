@@ -37,6 +37,18 @@ export interface CheckInput {
   readonly lastFaultEnd: number;
 }
 
+/** Every declared fault (or workload operation) must have taken effect at least once. */
+function firedCheck(name: string, accounts: readonly FaultAccount[], what: string): CheckResult {
+  const idle = accounts.filter((a) => a.fired === 0);
+  return {
+    name,
+    ok: idle.length === 0,
+    detail: idle.length === 0
+      ? `all ${accounts.length} ${what} took effect`
+      : `declared but never took effect: ${idle.map((a) => a.name).join(", ")}`,
+  };
+}
+
 export function evaluateChecks(run: CheckInput): CheckResult[] {
   const o = run.observer;
   const out: CheckResult[] = [];
@@ -49,23 +61,9 @@ export function evaluateChecks(run: CheckInput): CheckResult[] {
       } ms)`,
     });
   }
-  const unfired = run.faults.filter((f) => f.fired === 0);
-  out.push({
-    name: "faults.fired",
-    ok: unfired.length === 0,
-    detail: unfired.length === 0
-      ? `all ${run.faults.length} declared faults took effect`
-      : `declared but never took effect: ${unfired.map((f) => f.name).join(", ")}`,
-  });
+  out.push(firedCheck("faults.fired", run.faults, "declared faults"));
   if (run.workload.length > 0) {
-    const idle = run.workload.filter((w) => w.fired === 0);
-    out.push({
-      name: "workload.fired",
-      ok: idle.length === 0,
-      detail: idle.length === 0
-        ? `all ${run.workload.length} workload operations took effect`
-        : `declared but never took effect: ${idle.map((w) => w.name).join(", ")}`,
-    });
+    out.push(firedCheck("workload.fired", run.workload, "workload operations"));
   }
   for (const c of run.scenario.checks) {
     switch (c.type) {

@@ -1,19 +1,11 @@
 /** The `sim` CLI as a user runs it: a real subprocess, real files. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { runScript } from "./testing.ts";
 
 const CLI = new URL("./cli.ts", import.meta.url).pathname;
 
-async function sim(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const sim = (args: string[]) => runScript(CLI, args);
 
 async function scenarioFile(dir: string, yaml: string): Promise<string> {
   const p = join(dir, "s.yaml");

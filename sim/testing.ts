@@ -24,3 +24,15 @@ export function check(sim: Simulation, name: string) {
   if (!c) throw new Error(`no check ${name}`);
   return c;
 }
+
+/** Runs a Deno script as a user would (a real subprocess); returns its exit code and output. */
+export async function runScript(path: string, args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", path, ...args],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
