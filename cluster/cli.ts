@@ -26,11 +26,13 @@ real runs are not deterministic), the same CSVs, DIR/metrics/<node>.prom (each n
 
 With --netns (the default as root with ip, nft and tc) every node runs in its own network
 namespace (10.213.X.0/24 on a bridge the run creates and removes): partition, oneway, jam
-and degrade faults (loss only) are nftables rules at their at/until, network.loss too, and
-network.bandwidth a tc tbf qdisc on each node's uplink. Without it, nodes share 127.0.0.1
-and those are rejected. Always rejected, with the reason, before anything starts: added
-latency, jitter, reordering, duplication, regions and slow faults (this kernel has no
-netem), clock faults.
+and degrade faults are nftables rules at their at/until, network.loss too, and
+network.bandwidth a tc tbf qdisc on each node's uplink. Added latency (network.latency,
+jitter, regions, slow faults, degrade.addLatency), reordering and duplication come from a
+delaying relay the run starts (this kernel has no netem): node-to-node packets pass
+through it and wait the delay the simulator's network model draws for their link. Without
+--netns, nodes share 127.0.0.1 and all of those are rejected. Always rejected, with the
+reason, before anything starts: clock faults.
 
 Options:
   --out DIR          output directory (default: out/cluster/<scenario name>)

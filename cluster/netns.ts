@@ -17,19 +17,9 @@
  * sender's output chain would fail its send() with EPERM, which no real link does); a lossy
  * rule matches `numgen random mod 10000`.
  * Only traffic between lab nodes is matched: the runner's admin requests (from the bridge
- * address) are never dropped. What this kernel cannot do honestly — added latency, jitter,
- * reordering, duplication (no `netem`) — is not offered; see `NETNS_IMPOSSIBLE`.
+ * address) are never dropped. Added latency (this kernel has no `netem`) comes from the
+ * delaying relay (relay.ts), which `steerThroughRelay` routes node-to-node traffic through.
  */
-
-/** What the namespace lab cannot do on this machine, by feature (the reason to print). */
-export const NETNS_IMPOSSIBLE = {
-  latency:
-    "added latency needs netem, which this kernel lacks (a delaying relay would be needed; not built)",
-  jitter: "jitter needs netem, which this kernel lacks",
-  reorder: "reordering needs netem, which this kernel lacks",
-  duplicate: "the kernel offers no honest way to duplicate datagrams without netem",
-  slow: "a slow link adds latency, which needs netem (this kernel lacks it)",
-} as const;
 
 export class NetnsError extends Error {
   constructor(message: string) {
@@ -39,6 +29,10 @@ export class NetnsError extends Error {
 }
 
 const OWNER_DIR = "/run/mycelium-netns";
+/** Relay aliases are 10.213.X.(121 + i); nodes are 10.213.X.(1 + i). */
+const RELAY_ALIAS_BASE = 121;
+export const RELAY_MAX_NODES = 120;
+const RELAY_PORT_BASE = 20000;
 const SEARCH = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
 /** Absolute path of a tool on PATH (or the sbin directories), or null. */
@@ -150,6 +144,55 @@ export class NetnsLab {
     return `10.213.${this.subnet}.${i + 1}`;
   }
 
+  /**
+   * The bridge address that stands for node i when the delaying relay forwards its traffic
+   * (see relay.ts); fault rules match it as well as `addr(i)`. Labs with a relay hold at
+   * most `RELAY_MAX_NODES` nodes, so the two ranges never meet.
+   */
+  alias(i: number): string {
+    return `10.213.${this.subnet}.${RELAY_ALIAS_BASE + i}`;
+  }
+
+  /** The relay's port for traffic to node j (UDP and TCP alike). */
+  relayPort(j: number): number {
+    return RELAY_PORT_BASE + j;
+  }
+
+  /**
+   * Steers all traffic between nodes through a relay in the root namespace: adds the alias
+   * addresses to the bridge, and in each node's namespace DNATs packets to another node's
+   * gossip (UDP `gossipPort`) or stream (TCP `streamsPort`) port to `alias(i):relayPort(j)`.
+   * The admin port and the runner's own traffic are left alone.
+   */
+  async steerThroughRelay(gossipPort: number, streamsPort: number): Promise<void> {
+    this.check([], "steerThroughRelay");
+    if (this.size > RELAY_MAX_NODES) {
+      throw new NetnsError(
+        `a relayed lab holds at most ${RELAY_MAX_NODES} nodes, not ${this.size}`,
+      );
+    }
+    for (let i = 0; i < this.size; i++) {
+      await run(["ip", "addr", "add", `${this.alias(i)}/32`, "dev", this.bridge]);
+    }
+    await Promise.all(this.namespaces.map((_, i) => {
+      const rules: string[] = [];
+      for (let j = 0; j < this.size; j++) {
+        if (j === i) continue;
+        const to = `${this.alias(i)}:${this.relayPort(j)}`;
+        rules.push(`    ip daddr ${this.addr(j)} udp dport ${gossipPort} dnat ip to ${to}`);
+        rules.push(`    ip daddr ${this.addr(j)} tcp dport ${streamsPort} dnat ip to ${to}`);
+      }
+      const table = `table ip mycelium_relay {
+  chain steer {
+    type nat hook output priority -100; policy accept;
+${rules.join("\n")}
+  }
+}
+`;
+      return this.exec(i, ["nft", "-f", "-"], table);
+    }));
+  }
+
   /** The bridge's address in the root namespace (where the runner's requests come from). */
   get hostAddr(): string {
     return `10.213.${this.subnet}.254`;
@@ -200,8 +243,10 @@ export class NetnsLab {
       throw new NetnsError(`10.213.${this.subnet}.0/24 is already in use: ${clash[0].trim()}`);
     }
     await run(["ip", "link", "set", br, "up"]);
+    // Input rules run after NAT (priority 200 > srcnat 100), so a reply relayed on a
+    // connection this node opened is matched by the peer's own address, not the relay's.
     const table = `table inet mycelium {
-  chain input { type filter hook input priority 0; policy accept; }
+  chain input { type filter hook input priority 200; policy accept; }
   chain output { type filter hook output priority 0; policy accept; }
 }
 `;
@@ -294,7 +339,13 @@ export class NetnsLab {
     try {
       await Promise.all(live.map(async (p) => {
         const field = p.chain === "input" ? "saddr" : "daddr";
-        const set = `{ ${p.peers.map((j) => this.addr(j)).join(", ")} }`;
+        // A peer's packets arrive from its own address, or from its alias via the relay.
+        const set = `{ ${
+          p.peers.flatMap((j) =>
+            this.size <= RELAY_MAX_NODES ? [this.addr(j), this.alias(j)] : [this.addr(j)]
+          )
+            .join(", ")
+        } }`;
         const out = await this.exec(p.node, [
           "nft",
           "--echo",

@@ -8,9 +8,12 @@
  * ip/nft/tc), every node runs in its own network namespace (`NetnsLab`): partitions, one-way
  * cuts, jams, degraded nodes and network-wide loss become nftables drop rules between the
  * namespaces at their `at`/`until`, and `network.bandwidth` a `tc tbf` qdisc on every
- * node's uplink. Added latency, jitter, reordering, duplication, slow links and clock skew
- * stay impossible here (no netem; no way to skew a process's monotonic clock): scenarios
- * using them are rejected up front with the reason.
+ * node's uplink. Added latency (the latency distribution, jitter, the region matrix, slow
+ * links, `degrade.addLatency`), reordering and duplication come from the delaying relay
+ * (relay.ts; this kernel has no netem): node-to-node packets pass through it, and it holds
+ * each for the delay the simulator's own `NetworkModel` draws for that link. Clock skew
+ * stays impossible (no way to skew a process's monotonic clock): such scenarios are rejected
+ * up front with the reason.
  */
 import { join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
@@ -25,10 +28,14 @@ import { type NodeInfo, resolveSelector, validateSelector } from "../sim/selecto
 import type { SampleRow } from "../sim/simulation.ts";
 import type { RunView } from "../sim/summary.ts";
 import { createTestNetwork, type MemberView, nodeEnv, NodeProcess } from "../node/testing.ts";
-import { NETNS_IMPOSSIBLE, NetnsLab, netnsUnavailable, type RuleHandle } from "./netns.ts";
+import { type LinkRule, NetworkModel } from "../sim/network.ts";
+import { NetnsLab, netnsUnavailable, RELAY_MAX_NODES, type RuleHandle } from "./netns.ts";
+import { DelayRelay } from "./relay.ts";
 
 /** More processes than this would not be a fair test on a 2-core machine. */
 export const MAX_CLUSTER_NODES = 32;
+/** Ports of nodes in network namespaces (each has an address of its own). */
+const GOSSIP_PORT = 7946, STREAMS_PORT = 7947, ADMIN_PORT = 8080;
 
 const STATE: Record<string, number> = {
   alive: MemberState.Alive,
@@ -44,32 +51,21 @@ const STATE: Record<string, number> = {
 export function unsupportedFeatures(s: Scenario, opts: { netns?: boolean } = {}): string[] {
   const netns = opts.netns ?? false;
   const out: string[] = [];
-  const defaults = scenarioSchema.parse({
-    name: "x",
-    duration: 1,
-    nodes: [{ group: "n", count: 1 }],
-  });
   const needNs = "needs per-node network namespaces (--netns: root with ip, nft and tc)";
+  const needRelay =
+    "needs the delaying relay, which runs only with --netns (root with ip, nft, tc)";
   const net = s.network;
-  if (JSON.stringify(net.latency) !== JSON.stringify(defaults.network.latency)) {
-    out.push(`network.latency: ${NETNS_IMPOSSIBLE.latency}`);
-  }
-  if (net.jitter > 0) out.push(`network.jitter: ${NETNS_IMPOSSIBLE.jitter}`);
-  if (net.loss > 0 && !netns) out.push(`network.loss: random loss ${needNs}`);
-  if (net.duplicate > 0) out.push(`network.duplicate: ${NETNS_IMPOSSIBLE.duplicate}`);
-  if (net.reorder > 0) out.push(`network.reorder: ${NETNS_IMPOSSIBLE.reorder}`);
-  if (net.bandwidth !== undefined && !netns) out.push(`network.bandwidth: tc tbf ${needNs}`);
-  if (Object.keys(net.regions).length > 0) {
-    out.push(`network.regions: region latency: ${NETNS_IMPOSSIBLE.latency}`);
+  if (!netns) {
+    for (const why of relayReasons(s)) out.push(`${why}: ${needRelay}`);
+    if (net.loss > 0) out.push(`network.loss: random loss ${needNs}`);
+    if (net.bandwidth !== undefined) out.push(`network.bandwidth: tc tbf ${needNs}`);
   }
   s.faults.forEach((f, i) => {
     if (f.type === "clock") {
       out.push(`faults[${i}]: a clock fault cannot skew a real process's monotonic clock`);
-    } else if (f.type === "slow") {
-      out.push(`faults[${i}]: ${NETNS_IMPOSSIBLE.slow}`);
-    } else if (f.type === "degrade" && f.addLatency > 0) {
-      out.push(`faults[${i}].addLatency: ${NETNS_IMPOSSIBLE.latency}`);
-    } else if (f.type !== "crash" && !netns) out.push(`faults[${i}]: a ${f.type} fault ${needNs}`);
+    } else if (f.type !== "crash" && f.type !== "slow" && !netns) {
+      out.push(`faults[${i}]: a ${f.type} fault ${needNs}`);
+    }
   });
   if (s.bootstrap.mode === "snapshot") {
     out.push("bootstrap.mode: real nodes join through seed nodes; use mode: seeds");
@@ -82,6 +78,32 @@ export function unsupportedFeatures(s: Scenario, opts: { netns?: boolean } = {})
   if (n > MAX_CLUSTER_NODES) {
     out.push(`nodes: ${n} processes, at most ${MAX_CLUSTER_NODES} on one machine`);
   }
+  return out;
+}
+
+/**
+ * The scenario fields that add delay, reorder or duplicate packets (empty: no relay needed).
+ * The default latency distribution is not among them: real links have their own.
+ */
+export function relayReasons(s: Scenario): string[] {
+  const defaults = scenarioSchema.parse({
+    name: "x",
+    duration: 1,
+    nodes: [{ group: "n", count: 1 }],
+  });
+  const net = s.network;
+  const out: string[] = [];
+  if (JSON.stringify(net.latency) !== JSON.stringify(defaults.network.latency)) {
+    out.push("network.latency");
+  }
+  if (net.jitter > 0) out.push("network.jitter");
+  if (net.duplicate > 0) out.push("network.duplicate");
+  if (net.reorder > 0) out.push("network.reorder");
+  if (Object.keys(net.regions).length > 0) out.push("network.regions");
+  s.faults.forEach((f, i) => {
+    if (f.type === "slow") out.push(`faults[${i}]`);
+    else if (f.type === "degrade" && f.addLatency > 0) out.push(`faults[${i}].addLatency`);
+  });
   return out;
 }
 
@@ -155,6 +177,9 @@ export class RealCluster implements RunView {
   /** Whether nodes run in network namespaces. */
   readonly netns: boolean;
   private lab: NetnsLab | null = null;
+  /** The delaying relay and the network model it draws delays from (null: no relay). */
+  private relay: DelayRelay | null = null;
+  private relayModel: NetworkModel | null = null;
   private readonly active = new Set<ActiveFault>();
   private readonly partitions: Array<{ groupOf: Int32Array; healedAt: number | null }> = [];
   private readonly partitionGraceMs: number;
@@ -288,10 +313,15 @@ export class RealCluster implements RunView {
     }
     extra.MYCELIUM_NODE_TIER = n.tier;
     if (this.lab) {
+      // Every node has an address of its own: the well-known ports, which the relay's
+      // steering rules match.
       const addr = this.lab.addr(n.index);
       extra.MYCELIUM_GOSSIP_BIND = addr;
+      extra.MYCELIUM_GOSSIP_PORT = String(GOSSIP_PORT);
       extra.MYCELIUM_STREAMS_BIND = addr;
+      extra.MYCELIUM_STREAMS_PORT = String(STREAMS_PORT);
       extra.MYCELIUM_ADMIN_BIND = addr;
+      extra.MYCELIUM_ADMIN_PORT = String(ADMIN_PORT);
     }
     return nodeEnv(n.dataDir, seeds, extra);
   }
@@ -358,7 +388,7 @@ export class RealCluster implements RunView {
     if (!lab) return;
     const duration = this.scenario.duration;
     this.scenario.faults.forEach((f, fi) => {
-      if (f.type === "crash" || f.type === "clock" || f.type === "slow") return;
+      if (f.type === "crash" || f.type === "clock") return;
       const rng = this.rng.derive(`fault/${fi}`);
       const resolve = (sel: Parameters<typeof resolveSelector>[0]) =>
         resolveSelector(sel, this.nodes, rng);
@@ -383,10 +413,33 @@ export class RealCluster implements RunView {
           apply = () => lab.loss([a, b], f.loss);
           break;
         }
+        case "slow": {
+          const a = resolve(f.between[0]), b = resolve(f.between[1]);
+          apply = () =>
+            Promise.resolve(this.delayRule({
+              kind: "slow",
+              a: this.mask(a),
+              b: this.mask(b),
+              loss: 0,
+              addLatency: f.addLatency,
+              affected: 0,
+            }, a.length * b.length * 2));
+          break;
+        }
         case "degrade": {
           const nodes = resolve(f.nodes);
           apply = async () => {
             const hs = await Promise.all(nodes.map((i) => lab.degrade(i, f.loss, f.direction)));
+            if (f.addLatency > 0) {
+              hs.push(this.delayRule({
+                kind: "degrade",
+                a: this.mask(nodes),
+                loss: 0, // the nftables rules above drop; the relay only delays
+                addLatency: f.addLatency,
+                direction: f.direction,
+                affected: 0,
+              }, 0));
+            }
             const sum = async (fn: (h: RuleHandle) => Promise<number>) =>
               (await Promise.all(hs.map(fn))).reduce((x, y) => x + y, 0);
             return {
@@ -417,6 +470,63 @@ export class RealCluster implements RunView {
           if (applying) await this.heal(await applying);
         });
       }
+    });
+  }
+
+  private mask(nodes: number[]): Uint8Array {
+    const m = new Uint8Array(this.nodes.length);
+    for (const i of nodes) m[i] = 1;
+    return m;
+  }
+
+  /**
+   * A slowed link or a degraded node's added latency: a rule of the relay's network model
+   * (the simulator's own), in force until removed; its firings are the packets it delayed.
+   */
+  private delayRule(rule: LinkRule, pairs: number): RuleHandle {
+    const model = this.relayModel;
+    if (!model) throw new Error("a delay rule needs the relay (relayReasons missed a field)");
+    model.addRule(rule);
+    let removed = false;
+    return {
+      pairs,
+      dropped: () => Promise.resolve(rule.affected),
+      remove: () => {
+        if (!removed) model.removeRule(rule, this.now());
+        removed = true;
+        return Promise.resolve(rule.affected);
+      },
+    };
+  }
+
+  /**
+   * Starts the delaying relay when the scenario asks for latency, jitter, regions, reordering,
+   * duplication or slowed links: steers node-to-node traffic through it, and draws every
+   * packet's delay from a `NetworkModel` of the scenario's network (loss and bandwidth are
+   * left to nftables and tc, so the model has neither).
+   */
+  private async startRelay(lab: NetnsLab): Promise<void> {
+    if (relayReasons(this.scenario).length === 0) return;
+    if (this.nodes.length > RELAY_MAX_NODES) {
+      throw new ConfigError(`the relay serves at most ${RELAY_MAX_NODES} nodes`, "nodes");
+    }
+    await lab.steerThroughRelay(GOSSIP_PORT, STREAMS_PORT);
+    const model = new NetworkModel(
+      { ...this.scenario.network, loss: 0, bandwidth: undefined },
+      this.nodes.map((n) => n.region),
+    );
+    this.relayModel = model;
+    const rng = this.rng.derive("relay");
+    this.relay = await DelayRelay.start({
+      size: lab.size,
+      addr: (i) => lab.addr(i),
+      alias: (i) => lab.alias(i),
+      relayPort: (j) => lab.relayPort(j),
+      gossipPort: GOSSIP_PORT,
+      streamsPort: STREAMS_PORT,
+    }, {
+      delay: (from, to, bytes) => model.route(from, to, bytes, this.now(), rng),
+      duplicate: () => model.duplicate(rng) ? { delayMs: model.resample(rng) } : null,
     });
   }
 
@@ -553,6 +663,7 @@ export class RealCluster implements RunView {
       this.opts.onNetns?.(this.lab);
       try {
         await this.applyNetwork(this.lab);
+        await this.startRelay(this.lab);
         await this.runNodes(outDir);
       } finally {
         await this.shutdown();
@@ -573,6 +684,7 @@ export class RealCluster implements RunView {
     await Promise.all(
       this.nodes.flatMap((n) => n.lives.map((p) => p.exited.catch(() => undefined))),
     );
+    this.relay?.close();
     const lab = this.lab;
     this.lab = null;
     await lab?.close();
@@ -645,8 +757,11 @@ export class RealCluster implements RunView {
   dropCounts(): Record<string, number> {
     return {};
   }
+  /** What the delaying relay forwarded (empty without a relay). */
   counters(): Record<string, number> {
-    return {};
+    const r = this.relay?.stats;
+    if (!r) return {};
+    return Object.fromEntries(Object.entries(r).map(([k, v]) => [`relay.${k}`, v]));
   }
   evaluateChecks(): CheckResult[] {
     return evaluateChecks(this);

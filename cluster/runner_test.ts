@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { parseScenario } from "../sim/scenario.ts";
 import { runScript } from "../sim/testing.ts";
 import { leftovers, netnsUnavailable } from "./netns.ts";
-import { unsupportedFeatures } from "./runner.ts";
+import { relayReasons, unsupportedFeatures } from "./runner.ts";
 
 const CLI = new URL("./cli.ts", import.meta.url).pathname;
 const SIM_CLI = new URL("../sim/cli.ts", import.meta.url).pathname;
@@ -44,19 +44,27 @@ Deno.test("unsupportedFeatures names what the cluster cannot do, with and withou
     assert.match(reasons, new RegExp(field.replace(/[.[\]]/g, "\\$&")), field);
   }
   assert.doesNotMatch(reasons, /faults\[2\]/); // crash faults are real
+  assert.match(reasons, /network\.latency: needs the delaying relay/);
+  assert.match(reasons, /faults\[7\]: needs the delaying relay/);
   // In network namespaces: partitions, one-way cuts, jams, lossy degrades, loss and bandwidth
-  // are nftables/tc rules; latency (no netem), slow links and clocks stay impossible.
+  // are nftables/tc rules, latency and slow links the delaying relay; clocks stay impossible.
   const ns = unsupportedFeatures(s, { netns: true }).join("\n");
-  for (
-    const field of ["network.latency", "faults[1]", "faults[6]", "faults[7]", "bootstrap.mode"]
-  ) {
+  for (const field of ["faults[1]", "bootstrap.mode"]) {
     assert.match(ns, new RegExp(field.replace(/[.[\]]/g, "\\$&")), field);
   }
-  assert.match(ns, /netem/);
-  for (const field of ["network.loss", "network.bandwidth", "faults[0]", "faults[3]"]) {
+  for (
+    const field of [
+      "network.latency",
+      "network.loss",
+      "network.bandwidth",
+      "faults[0]",
+      "faults[3]",
+    ]
+  ) {
     assert.doesNotMatch(ns, new RegExp(field.replace(/[.[\]]/g, "\\$&")), field);
   }
-  assert.doesNotMatch(ns, /faults\[(2|4|5)\]/);
+  assert.doesNotMatch(ns, /faults\[(2|4|5|6|7)\]/);
+  assert.deepEqual(relayReasons(s), ["network.latency", "faults[6].addLatency", "faults[7]"]);
   assert.deepEqual(
     unsupportedFeatures(
       parseScenario({ name: "ok", duration: "5s", nodes: [{ group: "n", count: 3 }] }),
@@ -178,6 +186,47 @@ Deno.test({
       const prefix = /namespaces (myc[0-9a-f]{5})-n0/.exec(r.stderr)?.[1];
       assert.ok(prefix, r.stderr);
       assert.deepEqual(await leftovers(prefix), []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "cluster run --netns: WAN latency through the delaying relay — regions, a slowed link, " +
+    "kill -9 and restart" + (nsWhy ? ` (skipped: needs root and ip/nft/tc — ${nsWhy})` : ""),
+  ignore: nsWhy !== null,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const sets = [
+        "duration=40s",
+        "faults[0].at=6s",
+        "faults[0].until=16s",
+        "faults[1].at=8s",
+        "faults[1].restartAfter=20s",
+        "checks[4].within=20s",
+      ];
+      const r = await cli(CLI, [
+        "run",
+        "scenarios/cluster-wan.yaml",
+        "--netns",
+        "--out",
+        dir,
+        ...sets.flatMap((s) => ["--set", s]),
+      ]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const a = JSON.parse(await Deno.readTextFile(join(dir, "summary.json")));
+      assert.ok(a.checks.every((c: { ok: boolean }) => c.ok), JSON.stringify(a.checks));
+      const relay = a.metrics.membership.counters;
+      // Gossip went through the relay (and nothing reached it from outside the lab), and the
+      // slowed link delayed packets: its firings are the packets the relay held longer.
+      assert.ok(relay["relay.datagrams"] > 100, JSON.stringify(relay));
+      assert.equal(relay["relay.strays"], 0);
+      assert.ok(a.faults[0].fired > 0, JSON.stringify(a.faults));
+      assert.equal(a.metrics.membership.detection.count, 1);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
