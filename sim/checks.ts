@@ -7,7 +7,7 @@ import type { Scenario } from "./scenario.ts";
 
 export interface FaultAccount {
   name: string;
-  type: Scenario["faults"][number]["type"] | "leave";
+  type: Scenario["faults"][number]["type"] | "leave" | "task";
   at: number;
   declared: number;
   fired: number;

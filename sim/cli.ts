@@ -8,6 +8,12 @@ import { MyceliumError } from "../core/errors.ts";
 import { loadScenarioFile, type Scenario } from "./scenario.ts";
 import { type Progress, Simulation } from "./simulation.ts";
 import { buildSummary, formatSummary, replayCommand, writeOutputs } from "./summary.ts";
+import { ConsensusSimulation } from "./consensus/simulation.ts";
+import {
+  buildConsensusSummary,
+  formatConsensusSummary,
+  writeConsensusOutputs,
+} from "./consensus/summary.ts";
 
 const HELP = `Mycelium simulator
 
@@ -120,6 +126,9 @@ async function runCommand(args: string[]): Promise<number> {
   const out = values.out ?? join("out", scenario.name);
   await Deno.mkdir(out, { recursive: true });
 
+  if (scenario.consensus) {
+    return runConsensus(scenario, { file: file!, sets, seed, out, quiet: values.quiet });
+  }
   const traceOn = values.trace || scenario.outputs.trace;
   const tracePath = join(out, "trace.jsonl");
   let traceBuf: string[] = [];
@@ -165,6 +174,47 @@ async function runCommand(args: string[]): Promise<number> {
   }
   if (!summary.ok) {
     console.error(`\nFAILED: seed ${seed}${sim.violation ? `, event ${sim.violation.event}` : ""}`);
+    console.error(`replay: ${summary.replay}`);
+    return 1;
+  }
+  return 0;
+}
+
+/** A scenario with a `consensus` section runs in the consensus simulator. */
+async function runConsensus(
+  scenario: Scenario,
+  o: { file: string; sets: string[]; seed: number; out: string; quiet: boolean },
+): Promise<number> {
+  let sim: ConsensusSimulation;
+  try {
+    sim = new ConsensusSimulation(scenario, { seed: o.seed });
+  } catch (e) {
+    if (e instanceof MyceliumError) fail(`invalid scenario: ${e.message}`, 2);
+    throw e;
+  }
+  const prog = progressReporter(o.quiet);
+  if (!o.quiet) {
+    console.error(
+      `running ${scenario.name}: ${sim.genesisVoters.length} voters (${sim.nodes.length} instances), ${
+        scenario.duration / 1000
+      } s virtual, seed ${o.seed}`,
+    );
+  }
+  sim.run(prog.report);
+  prog.done();
+  const summary = buildConsensusSummary(sim, {
+    scenarioFile: o.file,
+    sets: o.sets,
+    wallMs: performance.now() - prog.start,
+    peakRssBytes: prog.peak(),
+  });
+  await writeConsensusOutputs(o.out, sim, summary);
+  if (!o.quiet) {
+    console.log(formatConsensusSummary(summary));
+    console.log(`\n  outputs in ${o.out}/`);
+  }
+  if (!summary.ok) {
+    console.error(`\nFAILED: seed ${o.seed}${sim.violation ? `, event ${sim.violation.event}` : ""}`);
     console.error(`replay: ${summary.replay}`);
     return 1;
   }

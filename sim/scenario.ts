@@ -7,6 +7,7 @@ import YAML from "yaml";
 import { formatZodError } from "../core/config_errors.ts";
 import { ConfigError } from "../core/errors.ts";
 import { swimConfigSchema } from "../core/membership/config.ts";
+import { consensusConfigSchema } from "../core/consensus/config.ts";
 
 // ---- durations and rates ----
 
@@ -208,6 +209,62 @@ const workloadSchema = z.strictObject({
     .default([]),
 });
 
+// ---- consensus ----
+
+export const BYZANTINE_BEHAVIOURS = [
+  "equivocate-proposal",
+  "double-vote",
+  "withhold-votes",
+  "withhold-reveals",
+  "forge-signatures",
+  "replay",
+  "wrong-result",
+  "copy-reveal",
+] as const;
+export type ByzantineBehaviour = typeof BYZANTINE_BEHAVIOURS[number];
+
+/**
+ * BFT consensus among the voters (DESIGN.md section 5). Every node runs the protocol; the
+ * voters are the genesis voter set (trust 0.9), shrinking as trust falls below 0.7 or nodes
+ * are excluded. Clients run closed loops against the voters.
+ */
+const consensusSchema = z.strictObject({
+  config: consensusConfigSchema.prefault({}),
+  voters: selector.default("tier:sclerotia"),
+  load: z.strictObject({
+    /** Closed-loop clients, each with one operation outstanding. */
+    clients: z.int().min(0).max(10_000).default(4),
+    /** Pause between an operation's completion and the next (ms). */
+    thinkMs: nonNegDuration.default(100),
+    keys: z.int().min(1).default(16),
+    reads: probability.default(0.2),
+    cas: probability.default(0.1),
+    valueBytes: z.int().min(1).max(1_000_000).default(100),
+    /** A client resubmits to the next voter after this long without a commit. */
+    retryMs: nonNegDuration.default(3000),
+    /** Clients stop issuing new operations here (default: 80 % of the duration). */
+    until: nonNegDuration.optional(),
+  }).prefault({}),
+  /** Commit-reveal tasks: one every `every` ms (0: none), executed by the voters. */
+  tasks: z.strictObject({
+    every: nonNegDuration.default(0),
+    /** Executors per task (0: every voter). */
+    executors: z.int().min(0).default(0),
+    commitWindow: z.int().min(1).default(4),
+    revealWindow: z.int().min(1).default(4),
+  }).prefault({}),
+  byzantine: z.array(z.strictObject({
+    nodes: selector,
+    behaviour: z.enum(BYZANTINE_BEHAVIOURS),
+  })).default([]),
+  /**
+   * Twins (Bano et al., "Twins: BFT systems made robust"): each listed voter gets a second
+   * instance with the same identity and key, named `twin-<name>`, which faults can select.
+   */
+  twins: z.array(z.string().regex(/^[A-Za-z][\w.-]*$/, "expected a node name")).default([]),
+});
+export type ConsensusScenario = z.infer<typeof consensusSchema>;
+
 // ---- checks ----
 
 export const checkSchema = z.discriminatedUnion("type", [
@@ -238,6 +295,31 @@ export const checkSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("membership.sides-serving") }),
   /** Safety, online: no view ever lowers a member's incarnation. */
   z.strictObject({ type: z.literal("membership.incarnation-monotonic") }),
+  /** Consensus safety, online: no two correct nodes commit different blocks at a height. */
+  z.strictObject({ type: z.literal("consensus.agreement") }),
+  /** Consensus safety, online: committed blocks hold only operations someone submitted. */
+  z.strictObject({ type: z.literal("consensus.validity") }),
+  /** Consensus safety, online: each node's chain links every block to the one before. */
+  z.strictObject({ type: z.literal("consensus.no-fork") }),
+  /** Consensus safety, online: each node commits heights 1, 2, 3, ... in order, once each. */
+  z.strictObject({ type: z.literal("consensus.monotonic") }),
+  /** Consensus safety, online: every committed block carries a valid 2f+1 certificate. */
+  z.strictObject({ type: z.literal("consensus.certificates") }),
+  /** Liveness: every submitted operation commits within `within` of the faults' end. */
+  z.strictObject({
+    type: z.literal("consensus.liveness"),
+    within: nonNegDuration.default(30_000),
+  }),
+  /** End of run: the clients' KV histories are linearizable. */
+  z.strictObject({ type: z.literal("consensus.linearizable") }),
+  /** End of run: every trust score stays in [0, 1]; equivocators end at 0 and excluded. */
+  z.strictObject({ type: z.literal("consensus.trust-bounds") }),
+  /**
+   * End of run: the derived trust dynamics (DESIGN.md: honest 0.5 -> 0.9 in 40 rounds,
+   * always-wrong below 0.3 after 5) hold, and in this run every node that was always
+   * wrong lost trust and every always-correct executor gained it.
+   */
+  z.strictObject({ type: z.literal("consensus.trust-dynamics") }),
 ]);
 export type CheckSpec = z.infer<typeof checkSchema>;
 
@@ -271,6 +353,8 @@ export const scenarioSchema = z.strictObject({
   }).default({ mode: "modelled", verifyCostUs: 0 }),
   faults: z.array(faultSchema).default([]),
   workload: workloadSchema.default({ leaves: [] }),
+  /** Present: the run is a consensus run (the consensus simulator; no membership protocol). */
+  consensus: consensusSchema.optional(),
   checks: z.array(checkSchema).default([
     { type: "membership.converged", within: 60_000 },
     { type: "membership.detection", maxMs: 30_000 },

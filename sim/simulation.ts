@@ -13,7 +13,8 @@ import { Swim } from "../core/membership/swim.ts";
 import { suspicionBounds } from "../core/membership/config.ts";
 import { Engine } from "./engine.ts";
 import { MembershipObserver, type Violation } from "./membership_observer.ts";
-import { dropReasonName, type LinkRule, NetworkModel } from "./network.ts";
+import { dropReasonName, NetworkModel } from "./network.ts";
+import { scheduleFaults } from "./fault_schedule.ts";
 import { Rng } from "./rng.ts";
 import type { Scenario, Tier } from "./scenario.ts";
 import { type NodeInfo, resolveSelector, validateSelector } from "./selectors.ts";
@@ -296,128 +297,26 @@ export class Simulation {
     return this.nodes;
   }
 
-  private mask(indices: number[]): Uint8Array {
-    const m = new Uint8Array(this.nodes.length);
-    for (const i of indices) m[i] = 1;
-    return m;
-  }
-
   /** Validates every selector up front, schedules faults; returns when the last one ends. */
   private scheduleFaults(): number {
-    let lastEnd = 0;
-    const info = this.nodesInfo();
-    this.scenario.faults.forEach((f, fi) => {
-      const path = `faults[${fi}]`;
-      if (f.at > this.durationMs) {
-        throw new ConfigError(
-          `at (${f.at} ms) is after the end of the run (${this.durationMs} ms)`,
-          `${path}.at`,
-        );
-      }
-      const account = declared(f.type, f.at, f.name);
-      this.faults.push(account);
-      const rng = this.rootRng.derive(`fault/${fi}`);
-      const until = "until" in f && f.until !== undefined
-        ? Math.min(f.until, this.durationMs)
-        : this.durationMs;
-      const isUp = (i: number) => this.nodes[i].up;
-      const windowRule = (rule: LinkRule) => {
-        this.at(f.at, () => {
-          this.observer.closeFormation();
-          this.network.addRule(rule);
-          this.trace({ ev: "fault", fault: account.name, action: "start" });
-        });
-        this.at(until, () => {
-          this.network.removeRule(rule, this.engine.now);
-          account.fired += rule.affected;
-          this.trace({ ev: "fault", fault: account.name, action: "end" });
-        });
-        lastEnd = Math.max(lastEnd, until);
-      };
-      switch (f.type) {
-        case "crash": {
-          validateSelector(f.nodes, info, `${path}.nodes`);
-          this.at(f.at, () => {
-            this.observer.closeFormation();
-            // (Random atoms draw among live nodes; fixed ones may name nodes already down.)
-            const victims = resolveSelector(f.nodes, info, rng, isUp).filter(isUp);
-            for (const i of victims) {
-              this.crashNode(this.nodes[i], f.loseUnsynced);
-              account.fired++;
-              if (f.restartAfter !== undefined) {
-                const n = this.nodes[i];
-                this.at(this.engine.now + f.restartAfter, () => this.startNode(n));
-              }
-            }
-          });
-          lastEnd = Math.max(lastEnd, f.at + (f.restartAfter ?? 0));
-          break;
-        }
-        case "partition": {
-          const groupOf = new Int32Array(this.nodes.length).fill(-1);
-          f.groups.forEach((g, gi) => {
-            validateSelector(g, info, `${path}.groups[${gi}]`);
-            for (const i of resolveSelector(g, info, rng)) groupOf[i] = gi;
-          });
-          windowRule({ kind: "partition", groupOf, loss: 1, addLatency: 0, affected: 0 });
-          break;
-        }
-        case "oneway": {
-          validateSelector(f.from, info, `${path}.from`);
-          validateSelector(f.to, info, `${path}.to`);
-          windowRule({
-            kind: "oneway",
-            a: this.mask(resolveSelector(f.from, info, rng)),
-            b: this.mask(resolveSelector(f.to, info, rng)),
-            loss: f.loss,
-            addLatency: 0,
-            affected: 0,
-          });
-          break;
-        }
-        case "slow":
-        case "jam": {
-          validateSelector(f.between[0], info, `${path}.between[0]`);
-          validateSelector(f.between[1], info, `${path}.between[1]`);
-          windowRule({
-            kind: f.type,
-            a: this.mask(resolveSelector(f.between[0], info, rng)),
-            b: this.mask(resolveSelector(f.between[1], info, rng)),
-            loss: f.type === "jam" ? f.loss : 0,
-            addLatency: f.type === "slow" ? f.addLatency : 0,
-            affected: 0,
-          });
-          break;
-        }
-        case "degrade": {
-          validateSelector(f.nodes, info, `${path}.nodes`);
-          windowRule({
-            kind: "degrade",
-            a: this.mask(resolveSelector(f.nodes, info, rng)),
-            loss: f.loss,
-            addLatency: f.addLatency,
-            direction: f.direction,
-            affected: 0,
-          });
-          break;
-        }
-        case "clock": {
-          validateSelector(f.nodes, info, `${path}.nodes`);
-          this.at(f.at, () => {
-            for (const i of resolveSelector(f.nodes, info, rng)) {
-              const n = this.nodes[i];
-              // Keep the local clock continuous: offset jumps by f.offset, then runs at the new rate.
-              const local = n.clockOffset + this.engine.now * (1 + n.clockDrift);
-              n.clockDrift = f.drift;
-              n.clockOffset = local + f.offset - this.engine.now * (1 + f.drift);
-              account.fired++;
-            }
-          });
-          break;
-        }
-      }
-    });
-    return lastEnd;
+    return scheduleFaults(this.scenario.faults, {
+      durationMs: this.durationMs,
+      rootRng: this.rootRng,
+      network: this.network,
+      nodesInfo: () => this.nodesInfo(),
+      at: (t, fn) => this.at(t, fn),
+      now: () => this.engine.now,
+      isUp: (i) => this.nodes[i].up,
+      crash: (i, lose) => this.crashNode(this.nodes[i], lose),
+      restart: (i) => this.startNode(this.nodes[i]),
+      clock: (i) => ({ offset: this.nodes[i].clockOffset, drift: this.nodes[i].clockDrift }),
+      setClock: (i, offset, drift) => {
+        this.nodes[i].clockOffset = offset;
+        this.nodes[i].clockDrift = drift;
+      },
+      onFaultStart: () => this.observer.closeFormation(),
+      trace: (obj) => this.trace(obj),
+    }, this.faults);
   }
 
   /** Schedules the workload (graceful leaves); returns when the last operation ends. */

@@ -1,0 +1,605 @@
+/**
+ * Tendermint-style BFT ordering (Buchman, Kwon, Milosevic, "The latest gossip on BFT
+ * consensus", 2018, Algorithm 1): heights and rounds, round-robin proposers, propose /
+ * prevote / precommit with locking and the valid-value rule, timeouts growing per round,
+ * blocks that batch client operations, commits carrying 2f+1 precommits (a certificate),
+ * catch-up by fetching certified blocks, and a durable record of every signed vote so that a
+ * restarted voter never signs a conflicting one.
+ *
+ * Sans-IO: the host signs records (`sign`) and delivers only records whose signatures it has
+ * verified; the core checks everything else (voter sets, heights, hashes, quorums,
+ * certificate structure). The application (`ConsensusApp`) supplies the voter set of each
+ * height from its committed state and receives committed blocks in height order.
+ */
+import type { Host } from "../host.ts";
+import type { NodeId } from "../ids.ts";
+import { type ConsensusConfig, roundTimeout } from "./config.ts";
+import {
+  type Block,
+  blockHash,
+  type Certificate,
+  type ClientOp,
+  type CommittedBlock,
+  type ConsensusMessage,
+  type Evidence,
+  type Proposal,
+  proposalPayload,
+  quorum,
+  type Vote,
+  votePayload,
+  type VoteType,
+} from "./types.ts";
+import { HeightVotes } from "./votes.ts";
+
+export interface ConsensusHost extends Host<ConsensusMessage> {
+  /** Signs a record's canonical payload with this node's key. */
+  sign(payload: string): string;
+}
+
+export interface ConsensusApp {
+  /** Every node that takes part (voters and followers): messages go to all of them. */
+  peers(): readonly NodeId[];
+  /** The voters of height h, sorted, from the committed state after height h - 1. */
+  voters(h: number): readonly NodeId[];
+  /** Whether an operation may go into a block (well-formed, not yet committed). */
+  admissible(op: ClientOp): boolean;
+  /** A committed block, exactly once per height, in height order. */
+  commit(cb: CommittedBlock): void;
+  /** Proof of equivocation seen by this node (the app turns it into an exclusion). */
+  evidence?(e: Evidence): void;
+}
+
+type Step = "propose" | "prevote" | "precommit";
+
+/** What a voter signed at its current height; written (and synced) before anything is sent. */
+interface SignedRecord {
+  h: number;
+  votes: Record<string, Vote>;
+  proposals: Record<string, Proposal>;
+  locked: { r: number; block: Block | null };
+  valid: { r: number; block: Block | null };
+}
+
+const K_HEIGHT = "cons/height";
+const K_SIGNED = "cons/signed";
+const kBlock = (h: number) => `cons/block/${h}`;
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Structural check of a certificate against a voter set: 2f+1 distinct voters' precommits. */
+export function certificateProblem(
+  cert: Certificate,
+  hash: string,
+  height: number,
+  voters: readonly NodeId[],
+): string | null {
+  if (cert.h !== height) return `certificate is for height ${cert.h}, not ${height}`;
+  if (cert.block !== hash) return "certificate is for another block";
+  const set = new Set(voters);
+  const seen = new Set<NodeId>();
+  for (const v of cert.votes) {
+    if (v.t !== "precommit" || v.h !== cert.h || v.r !== cert.r || v.block !== hash) {
+      return `certificate holds a vote that is not a precommit for the block (${v.voter})`;
+    }
+    if (!set.has(v.voter)) return `certificate holds a vote from a non-voter (${v.voter})`;
+    seen.add(v.voter);
+  }
+  const q = quorum(voters.length);
+  if (seen.size < q) return `certificate has ${seen.size} distinct voters, needs ${q}`;
+  return null;
+}
+
+export class Tendermint {
+  private host!: ConsensusHost;
+  private stopped = false;
+  /** The height being decided (committed height + 1). */
+  h = 1;
+  round = 0;
+  step: Step = "propose";
+  private lastHash = "";
+  private votes = new HeightVotes();
+  /** Proposals of this height by round (the first valid one from the round's proposer). */
+  private proposals = new Map<number, Proposal>();
+  private signed: SignedRecord = emptyRecord(1);
+  private prevoteTimerSet = new Set<number>();
+  private precommitTimerSet = new Set<number>();
+  private awaitingOps = false;
+  private future: ConsensusMessage[] = [];
+  private lastSyncReq = -Infinity;
+  private readonly mempool = new Map<string, ClientOp>();
+  private readonly pendingEvidence = new Map<string, ClientOp>();
+  private votersCache: { h: number; list: readonly NodeId[]; set: Set<NodeId> } | null = null;
+  /** Round changes over the run (a metric), and committed heights. */
+  roundsStarted = 0;
+
+  constructor(readonly config: ConsensusConfig, readonly app: ConsensusApp) {}
+
+  // ---- lifecycle ----
+
+  start(host: ConsensusHost): void {
+    this.host = host;
+    const st = host.storage;
+    const hRaw = st.get(K_HEIGHT);
+    const committed = hRaw ? Number(dec.decode(hRaw)) : 0;
+    // Replay the durable log into the (fresh) application.
+    for (let h = 1; h <= committed; h++) {
+      const raw = st.get(kBlock(h));
+      if (!raw) break;
+      const cb = JSON.parse(dec.decode(raw)) as CommittedBlock;
+      this.app.commit(cb);
+      this.lastHash = cb.hash;
+      this.h = h + 1;
+    }
+    const sRaw = st.get(K_SIGNED);
+    if (sRaw) {
+      const rec = JSON.parse(dec.decode(sRaw)) as SignedRecord;
+      if (rec.h === this.h) this.signed = rec;
+    }
+    if (this.signed.h !== this.h) this.signed = emptyRecord(this.h);
+    this.startRound(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Committed height. */
+  get committedHeight(): number {
+    return this.h - 1;
+  }
+
+  /** Operations waiting for a block. */
+  get pending(): number {
+    return this.mempool.size;
+  }
+
+  /** A committed block from the durable log, if this node has it. */
+  committedBlock(h: number): CommittedBlock | null {
+    const raw = this.host.storage.get(kBlock(h));
+    return raw ? JSON.parse(dec.decode(raw)) as CommittedBlock : null;
+  }
+
+  // ---- voters ----
+
+  private voters(h = this.h): { list: readonly NodeId[]; set: Set<NodeId> } {
+    if (this.votersCache?.h !== h) {
+      const list = this.app.voters(h);
+      this.votersCache = { h, list, set: new Set(list) };
+    }
+    return this.votersCache;
+  }
+
+  proposer(h: number, r: number): NodeId {
+    const list = this.voters(h).list;
+    return list[(h + r) % list.length];
+  }
+
+  private get isVoter(): boolean {
+    return this.voters().set.has(this.host.self);
+  }
+
+  private get q(): number {
+    return quorum(this.voters().list.length);
+  }
+
+  // ---- client operations ----
+
+  /** A client operation handed to this node directly (the node's API). */
+  submit(op: ClientOp): boolean {
+    if (!this.addToMempool(op)) return false;
+    for (const p of this.app.peers()) {
+      if (p !== this.host.self) this.host.send(p, { t: "submit", op });
+    }
+    return true;
+  }
+
+  private addToMempool(op: ClientOp): boolean {
+    if (this.mempool.has(op.id) || !this.app.admissible(op)) return false;
+    this.mempool.set(op.id, op);
+    if (this.awaitingOps && this.step === "propose") {
+      this.awaitingOps = false;
+      this.host.cancelTimer(`build:${this.h}:${this.round}`);
+      this.propose();
+    }
+    return true;
+  }
+
+  // ---- rounds ----
+
+  private startRound(r: number): void {
+    if (this.stopped) return;
+    this.round = r;
+    this.step = "propose";
+    this.awaitingOps = false;
+    this.roundsStarted++;
+    this.host.metrics.set("mycelium_consensus_height", this.h);
+    this.host.metrics.set("mycelium_consensus_round", r);
+    if (r > 0) this.host.metrics.inc("mycelium_consensus_round_changes_total");
+    if (this.isVoter && this.proposer(this.h, r) === this.host.self) {
+      const again = this.signed.proposals[String(r)];
+      if (again) {
+        this.broadcast({ t: "proposal", ...again });
+      } else if (
+        this.signed.valid.block || this.mempool.size > 0 || this.pendingEvidence.size > 0 ||
+        this.config.emptyBlockDelayMs === 0
+      ) {
+        this.propose();
+      } else {
+        this.awaitingOps = true;
+        this.host.setTimer(`build:${this.h}:${r}`, this.config.emptyBlockDelayMs);
+      }
+    }
+    this.host.setTimer(`propose:${this.h}:${r}`, this.timeout(this.config.proposeTimeoutMs, r));
+    // Messages of this round may already be here.
+    this.reevaluate();
+  }
+
+  private timeout(base: number, r: number): number {
+    return roundTimeout(base, this.config.timeoutGrowth, r);
+  }
+
+  private propose(): void {
+    const r = this.round;
+    const block = this.signed.valid.block ?? this.buildBlock();
+    const validRound = this.signed.valid.block ? this.signed.valid.r : -1;
+    const hash = blockHash(block);
+    const header = { h: this.h, r, block: hash, validRound, proposer: this.host.self };
+    const p: Proposal = { ...header, sig: this.host.sign(proposalPayload(header)), body: block };
+    this.signed.proposals[String(r)] = p;
+    this.persistSigned();
+    this.broadcast({ t: "proposal", ...p });
+  }
+
+  private buildBlock(): Block {
+    const ops: ClientOp[] = [...this.pendingEvidence.values()];
+    for (const op of this.mempool.values()) {
+      if (ops.length >= this.config.maxBatch) break;
+      if (this.app.admissible(op)) ops.push(op);
+    }
+    return {
+      height: this.h,
+      parent: this.lastHash,
+      proposer: this.host.self,
+      time: Math.round(this.host.now()),
+      ops: ops.slice(0, this.config.maxBatch),
+    };
+  }
+
+  private validBlock(b: Block): boolean {
+    if (b.height !== this.h || b.parent !== this.lastHash) return false;
+    if (!Array.isArray(b.ops) || b.ops.length > this.config.maxBatch) return false;
+    const ids = new Set<string>();
+    for (const op of b.ops) {
+      if (ids.has(op.id) || !this.app.admissible(op)) return false;
+      ids.add(op.id);
+    }
+    return this.voters().set.has(b.proposer);
+  }
+
+  // ---- messages ----
+
+  onMessage(from: NodeId, msg: ConsensusMessage): void {
+    if (this.stopped) return;
+    switch (msg.t) {
+      case "submit":
+        this.addToMempool(msg.op);
+        return;
+      case "sync-req":
+        this.onSyncRequest(from, msg.from);
+        return;
+      case "sync-resp":
+        this.onSyncResponse(msg.blocks);
+        return;
+      case "proposal":
+      case "prevote":
+      case "precommit":
+        break;
+    }
+    const h = msg.h;
+    if (h < this.h) return; // decided already
+    if (h > this.h) {
+      if (h === this.h + 1 && this.future.length < 8 * this.voters().list.length) {
+        this.future.push(msg);
+      }
+      this.requestSync(from);
+      return;
+    }
+    if (msg.t === "proposal") this.onProposal(msg);
+    else this.onVote(msg);
+  }
+
+  private onProposal(p: Proposal): void {
+    if (p.r < 0 || p.proposer !== this.proposer(p.h, p.r)) return;
+    if (!p.body || blockHash(p.body) !== p.block) return;
+    const prev = this.proposals.get(p.r);
+    if (prev) {
+      if (prev.block !== p.block) {
+        const { body: _a, ...a } = prev;
+        const { body: _b, ...b } = p;
+        this.reportEvidence({ kind: "double-proposal", a, b }, `${p.proposer}/${p.h}/${p.r}/p`);
+      }
+      return;
+    }
+    if (!this.validBlock(p.body)) {
+      this.host.metrics.inc("mycelium_consensus_invalid_proposals_total");
+      return;
+    }
+    this.proposals.set(p.r, p);
+    this.heard(p.r, p.proposer);
+    this.reevaluate();
+  }
+
+  private onVote(v: Vote): void {
+    if (!this.voters().set.has(v.voter) || v.r < 0) return;
+    const { added, evidence } = this.votes.get(v.r, v.t).add(v);
+    if (evidence) this.reportEvidence(evidence, `${v.voter}/${v.h}/${v.r}/${v.t}`);
+    if (!added) return;
+    this.heard(v.r, v.voter);
+    this.reevaluate();
+  }
+
+  /** f+1 voters heard from in a later round: skip to it (they cannot all be faulty). */
+  private heard(r: number, voter: NodeId): void {
+    const n = this.votes.hear(r, voter);
+    const skip = this.voters().list.length - this.q + 1;
+    if (r > this.round && n >= skip) this.startRound(r);
+  }
+
+  private reportEvidence(e: Evidence, key: string): void {
+    if (this.pendingEvidence.has(key)) return;
+    const voter = e.kind === "double-vote"
+      ? e.a.voter
+      : e.kind === "double-proposal"
+      ? e.a.proposer
+      : e.node;
+    this.host.metrics.inc("mycelium_consensus_equivocations_total");
+    this.host.log.log("warn", "equivocation", { voter, key });
+    this.pendingEvidence.set(key, {
+      id: `evidence/${key}`,
+      client: "consensus",
+      op: { kind: "node.exclude", node: voter, evidence: e },
+    });
+    this.app.evidence?.(e);
+  }
+
+  /** Applies every rule of Algorithm 1 whose condition now holds (each at most once). */
+  private reevaluate(): void {
+    for (let guard = 0; guard < 16 && !this.stopped; guard++) {
+      const before = `${this.h}/${this.round}/${this.step}`;
+      this.rules();
+      if (`${this.h}/${this.round}/${this.step}` === before) return;
+    }
+  }
+
+  /**
+   * One pass over the rules; returns after the first one that acts (the caller loops), and
+   * moves to the new step *before* signing, since delivering our own vote can complete the
+   * height re-entrantly.
+   */
+  private rules(): void {
+    const h = this.h, r = this.round, q = this.q;
+    // Commit: a proposal of any round with 2f+1 precommits for it.
+    for (const pr of this.votes.roundsSeen()) {
+      const target = this.votes.get(pr, "precommit").majority(q);
+      if (target === null) continue;
+      const p = [...this.proposals.values()].find((x) => x.block === target);
+      if (p) {
+        this.decide(p.body, target, pr);
+        return;
+      }
+      this.requestSync(this.votes.get(pr, "precommit").votesFor(target)[0].voter);
+    }
+    const proposal = this.proposals.get(r);
+    const prevotes = this.votes.get(r, "prevote");
+    if (this.step === "propose" && proposal) {
+      const { lockedRound, lockedHash } = this.lock();
+      if (proposal.validRound === -1) {
+        const ok = lockedRound === -1 || lockedHash === proposal.block;
+        this.step = "prevote";
+        this.castVote("prevote", ok ? proposal.block : null);
+        return;
+      }
+      if (proposal.validRound < r) {
+        const vr = this.votes.get(proposal.validRound, "prevote");
+        if (vr.count(proposal.block) >= q) {
+          const ok = lockedRound <= proposal.validRound || lockedHash === proposal.block;
+          this.step = "prevote";
+          this.castVote("prevote", ok ? proposal.block : null);
+          return;
+        }
+      }
+    }
+    if (this.step === "prevote" && prevotes.total >= q && !this.prevoteTimerSet.has(r)) {
+      this.prevoteTimerSet.add(r);
+      this.host.setTimer(`prevote:${h}:${r}`, this.timeout(this.config.prevoteTimeoutMs, r));
+    }
+    if (proposal && this.step !== "propose" && prevotes.count(proposal.block) >= q) {
+      if (this.step === "prevote") {
+        this.signed.locked = { r, block: proposal.body };
+        this.signed.valid = { r, block: proposal.body };
+        this.step = "precommit";
+        this.castVote("precommit", proposal.block);
+        return;
+      }
+      if (this.signed.valid.r < r) {
+        this.signed.valid = { r, block: proposal.body };
+        this.persistSigned();
+      }
+    }
+    if (this.step === "prevote" && prevotes.count(null) >= q) {
+      this.step = "precommit";
+      this.castVote("precommit", null);
+      return;
+    }
+    const precommits = this.votes.get(r, "precommit");
+    if (precommits.total >= q && !this.precommitTimerSet.has(r)) {
+      this.precommitTimerSet.add(r);
+      this.host.setTimer(`precommit:${h}:${r}`, this.timeout(this.config.precommitTimeoutMs, r));
+    }
+  }
+
+  private lock(): { lockedRound: number; lockedHash: string | null } {
+    const l = this.signed.locked;
+    return { lockedRound: l.r, lockedHash: l.block ? blockHash(l.block) : null };
+  }
+
+  /** Signs (once per round and type, ever) and broadcasts a vote; a re-vote re-sends the old. */
+  private castVote(t: VoteType, block: string | null): void {
+    if (!this.isVoter) return;
+    const key = `${this.round}/${t}`;
+    let vote = this.signed.votes[key];
+    if (!vote) {
+      const body = { t, h: this.h, r: this.round, block, voter: this.host.self };
+      vote = { ...body, sig: this.host.sign(votePayload(body)) };
+      this.signed.votes[key] = vote;
+      this.persistSigned();
+    }
+    this.broadcast(vote);
+  }
+
+  private broadcast(msg: ConsensusMessage): void {
+    for (const p of this.app.peers()) if (p !== this.host.self) this.host.send(p, msg);
+    // Our own records count like everyone else's.
+    if (msg.t === "proposal") this.onProposal(msg);
+    else if (msg.t === "prevote" || msg.t === "precommit") this.onVote(msg);
+  }
+
+  private persistSigned(): void {
+    const st = this.host.storage;
+    st.put(K_SIGNED, enc.encode(JSON.stringify(this.signed)));
+    st.sync();
+  }
+
+  // ---- timers ----
+
+  onTimer(key: string): void {
+    if (this.stopped) return;
+    const [kind, hs, rs] = key.split(":");
+    const h = Number(hs), r = Number(rs);
+    if (kind === "next") {
+      if (h === this.h) this.startRound(0);
+      return;
+    }
+    if (h !== this.h || r !== this.round) return;
+    switch (kind) {
+      case "build":
+        if (this.step === "propose" && this.awaitingOps) {
+          this.awaitingOps = false;
+          this.propose();
+        }
+        break;
+      case "propose":
+        if (this.step === "propose") {
+          this.step = "prevote";
+          this.castVote("prevote", null);
+          this.reevaluate();
+        }
+        break;
+      case "prevote":
+        if (this.step === "prevote") {
+          this.step = "precommit";
+          this.castVote("precommit", null);
+          this.reevaluate();
+        }
+        break;
+      case "precommit":
+        this.startRound(r + 1);
+        break;
+    }
+  }
+
+  // ---- commit ----
+
+  private decide(body: Block, hash: string, r: number): void {
+    const votes = this.votes.get(r, "precommit").votesFor(hash);
+    const cert: Certificate = { h: this.h, r, block: hash, votes };
+    this.commitBlock({ block: body, hash, cert });
+  }
+
+  private commitBlock(cb: CommittedBlock): void {
+    const st = this.host.storage;
+    st.put(kBlock(cb.block.height), enc.encode(JSON.stringify(cb)));
+    st.put(K_HEIGHT, enc.encode(String(cb.block.height)));
+    st.sync();
+    this.app.commit(cb);
+    for (const op of cb.block.ops) {
+      this.mempool.delete(op.id);
+      if (op.id.startsWith("evidence/")) this.pendingEvidence.delete(op.id.slice(9));
+    }
+    this.host.metrics.inc("mycelium_consensus_commits_total");
+    this.host.metrics.inc("mycelium_consensus_ops_committed_total", cb.block.ops.length);
+    this.lastHash = cb.hash;
+    this.h = cb.block.height + 1;
+    this.votes = new HeightVotes();
+    this.proposals = new Map();
+    this.prevoteTimerSet = new Set();
+    this.precommitTimerSet = new Set();
+    this.signed = emptyRecord(this.h);
+    this.votersCache = null;
+    // Drop mempool entries the new state no longer admits (committed through another path).
+    for (const [id, op] of this.mempool) if (!this.app.admissible(op)) this.mempool.delete(id);
+    const future = this.future;
+    this.future = [];
+    if (this.config.commitDelayMs > 0) {
+      this.step = "precommit";
+      this.host.setTimer(`next:${this.h}:0`, this.config.commitDelayMs);
+      for (const m of future) this.onMessage(m.t === "proposal" ? m.proposer : voterOf(m), m);
+    } else {
+      this.startRound(0);
+      for (const m of future) this.onMessage(m.t === "proposal" ? m.proposer : voterOf(m), m);
+    }
+  }
+
+  // ---- catch-up ----
+
+  private requestSync(to: NodeId): void {
+    const now = this.host.now();
+    if (now - this.lastSyncReq < this.config.syncRetryMs) return;
+    this.lastSyncReq = now;
+    this.host.metrics.inc("mycelium_consensus_sync_requests_total");
+    this.host.send(to, { t: "sync-req", from: this.h });
+  }
+
+  private onSyncRequest(from: NodeId, height: number): void {
+    if (!Number.isInteger(height) || height < 1 || height >= this.h) return;
+    const blocks: CommittedBlock[] = [];
+    for (let h = height; h < this.h && blocks.length < this.config.syncBatch; h++) {
+      const cb = this.committedBlock(h);
+      if (!cb) break;
+      blocks.push(cb);
+    }
+    if (blocks.length > 0) this.host.send(from, { t: "sync-resp", blocks });
+  }
+
+  private onSyncResponse(blocks: readonly CommittedBlock[]): void {
+    let took = 0;
+    for (const cb of blocks) {
+      if (cb.block.height !== this.h) continue;
+      if (blockHash(cb.block) !== cb.hash || cb.block.parent !== this.lastHash) break;
+      const problem = certificateProblem(cb.cert, cb.hash, this.h, this.voters().list);
+      if (problem) {
+        this.host.metrics.inc("mycelium_consensus_bad_certificates_total");
+        this.host.log.log("warn", "bad_certificate", { height: this.h, problem });
+        break;
+      }
+      this.commitBlock(cb);
+      took++;
+    }
+    if (took > 0) this.host.metrics.inc("mycelium_consensus_synced_blocks_total", took);
+  }
+}
+
+function voterOf(m: ConsensusMessage): NodeId {
+  return (m as Vote).voter;
+}
+
+function emptyRecord(h: number): SignedRecord {
+  return {
+    h,
+    votes: {},
+    proposals: {},
+    locked: { r: -1, block: null },
+    valid: { r: -1, block: null },
+  };
+}

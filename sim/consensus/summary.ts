@@ -1,0 +1,128 @@
+/**
+ * summary.json, CSVs and the terminal table of a consensus run: the same top-level shape as
+ * a membership run (scenario, seed, trace hash, times, events, checks, faults, workload,
+ * replay), with `metrics.consensus` in place of `metrics.membership`.
+ */
+import { join } from "node:path";
+import { replayCommand } from "../summary.ts";
+import type { ConsensusSimulation } from "./simulation.ts";
+
+export type ConsensusMetrics = ReturnType<ConsensusSimulation["metricsSummary"]>;
+
+export interface ConsensusSummary {
+  scenario: string;
+  scenarioFile: string;
+  seed: number;
+  traceHash: string;
+  virtualMs: number;
+  wallMs: number;
+  events: number;
+  eventsPerSec: number;
+  peakRssBytes: number;
+  ok: boolean;
+  checks: Array<{ name: string; ok: boolean; detail: string }>;
+  faults: Array<{ name: string; type: string; at: number; declared: number; fired: number }>;
+  workload: Array<{ name: string; type: string; at: number; declared: number; fired: number }>;
+  metrics: { consensus: ConsensusMetrics };
+  replay: string;
+}
+
+export function buildConsensusSummary(
+  sim: ConsensusSimulation,
+  opts: { scenarioFile: string; sets: string[]; wallMs: number; peakRssBytes: number },
+): ConsensusSummary {
+  const checks = sim.evaluateChecks();
+  return {
+    scenario: sim.scenario.name,
+    scenarioFile: opts.scenarioFile,
+    seed: sim.seed,
+    traceHash: sim.traceHash,
+    virtualMs: sim.virtualMs,
+    wallMs: Math.round(opts.wallMs),
+    events: sim.events,
+    eventsPerSec: Math.round(sim.events / Math.max(opts.wallMs / 1000, 1e-9)),
+    peakRssBytes: opts.peakRssBytes,
+    ok: checks.every((c) => c.ok),
+    checks,
+    faults: sim.faults.map((f) => ({ ...f })),
+    workload: sim.workload.map((w) => ({ ...w })),
+    metrics: { consensus: sim.metricsSummary() },
+    replay: replayCommand(opts.scenarioFile, sim.seed, opts.sets, sim.violation?.event),
+  };
+}
+
+const cell = (v: number | string | null) =>
+  v === null ? "" : typeof v === "number" ? String(Math.round(v * 1000) / 1000) : v;
+const csv = (header: string[], rows: Array<Array<number | string | null>>) =>
+  [header.join(","), ...rows.map((r) => r.map(cell).join(","))].join("\n") + "\n";
+
+/** summary.json (written last), trust.csv, heights.csv, ops.csv, nodes.csv. */
+export async function writeConsensusOutputs(
+  dir: string,
+  sim: ConsensusSimulation,
+  summary: ConsensusSummary,
+): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const files: Record<string, string> = {
+    "trust.csv": csv(["t_ms", "node", "trust"], sim.trustSamples.map((r) => [r.t, r.node, r.trust])),
+    "heights.csv": csv(["t_ms", "height", "ops_committed"], sim.heightSamples.map((r) => [r.t, r.height, r.ops])),
+    "ops.csv": csv(
+      ["client", "op", "key", "invoke_ms", "complete_ms", "latency_ms", "ok"],
+      sim.history.map((e) => [
+        e.client,
+        e.op,
+        e.key,
+        e.invoke,
+        e.complete,
+        e.complete === null ? null : e.complete - e.invoke,
+        e.result ? String(e.result.ok) : "",
+      ]),
+    ),
+    "nodes.csv": csv(
+      ["node", "correct", "bytes_sent", "bytes_received", "msgs_sent", "up_ms"],
+      sim.nodes.map((n) => [n.name, String(n.correct), n.bytesSent, n.bytesReceived, n.msgsSent, n.upMs]),
+    ),
+    "summary.json": JSON.stringify(summary, null, 2) + "\n",
+  };
+  for (const [file, text] of Object.entries(files)) {
+    const tmp = join(dir, `.${file}.tmp`);
+    await Deno.writeTextFile(tmp, text);
+    await Deno.rename(tmp, join(dir, file));
+  }
+}
+
+const ms = (v: number | null) => v === null ? "-" : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`;
+
+export function formatConsensusSummary(s: ConsensusSummary): string {
+  const m = s.metrics.consensus;
+  const rows: Array<[string, string]> = [
+    ["scenario", `${s.scenario} (${s.scenarioFile})`],
+    ["seed", String(s.seed)],
+    ["trace hash", s.traceHash],
+    ["virtual time", ms(s.virtualMs)],
+    ["wall time", ms(s.wallMs)],
+    ["events", `${s.events.toLocaleString("en-US")} (${s.eventsPerSec.toLocaleString("en-US")}/s)`],
+    ["peak RSS", `${(s.peakRssBytes / 1024 ** 2).toFixed(0)} MiB`],
+    ["voters", `${m.voters} (${m.instances} instances)`],
+    ["heights", String(m.heights)],
+    ["client ops", `${m.committedOps} (${m.opsPerSec.toFixed(1)}/s)`],
+    [
+      "commit latency",
+      `p50 ${ms(m.commitLatency.p50Ms)} p99 ${ms(m.commitLatency.p99Ms)} max ${ms(m.commitLatency.maxMs)}`,
+    ],
+    ["msgs/height", m.messagesPerHeight === null ? "-" : m.messagesPerHeight.toFixed(0)],
+    ["round changes", String(m.roundChanges)],
+    [
+      "byzantine seen",
+      `${m.equivocationsSeen} equivocations, ${m.badSignaturesDropped} bad signatures dropped`,
+    ],
+    ["exclusions", m.exclusions.map((e) => `${e.node}@h${e.height}`).join(", ") || "-"],
+  ];
+  const w = Math.max(...rows.map((r) => r[0].length));
+  const lines = rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`);
+  lines.push("", "  faults:");
+  for (const f of s.faults) lines.push(`    ${f.fired > 0 ? "fired" : "NEVER"}  ${f.name} (x${f.fired})`);
+  lines.push("", "  checks:");
+  for (const c of s.checks) lines.push(`    ${c.ok ? "ok  " : "FAIL"}  ${c.name}: ${c.detail}`);
+  return lines.join("\n");
+}
