@@ -214,7 +214,9 @@ async function runConsensus(
     console.log(`\n  outputs in ${o.out}/`);
   }
   if (!summary.ok) {
-    console.error(`\nFAILED: seed ${o.seed}${sim.violation ? `, event ${sim.violation.event}` : ""}`);
+    console.error(
+      `\nFAILED: seed ${o.seed}${sim.violation ? `, event ${sim.violation.event}` : ""}`,
+    );
     console.error(`replay: ${summary.replay}`);
     return 1;
   }

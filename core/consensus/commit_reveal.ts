@@ -26,7 +26,8 @@
  *   - an equivocator (two different commits, or a reveal that does not match its commit) is
  *     "wrong" whatever the outcome, and yields `commit-reveal` evidence;
  *   - Approved(r): "correct" for a valid reveal of r, "wrong" for a valid reveal of another
- *     result, "absent" for no commit or no reveal by the end of the deciding height;
+ *     result, "absent" for no commit or no reveal by the end of the deciding height (approval
+ *     waits for every valid committer's reveal or the reveal deadline, so late is not absent);
  *   - Rejected / Timeout: nobody is rewarded or punished for a result, since none was agreed:
  *     "neutral" for an executor that did everything the phase allowed (committed, and revealed
  *     if the reveal phase was reached), "absent" otherwise.
@@ -280,9 +281,12 @@ function decide(t: Task, height: number): CrOutcome | null {
     else counts.set(r, (counts.get(r) ?? 0) + 1);
   }
   let best = 0;
+  // Approval waits for every valid committer's reveal (or the deadline), so an honest
+  // executor that reveals a height after the quorum formed is still credited, not "absent".
+  const settled = pending === 0 || height >= t.revealDeadline;
   for (const r of [...counts.keys()].sort(cmp)) {
     const c = counts.get(r)!;
-    if (c >= t.q) return { kind: "Approved", result: r };
+    if (c >= t.q && settled) return { kind: "Approved", result: r };
     if (c > best) best = c;
   }
   if (height >= t.revealDeadline || best + pending < t.q) return { kind: "Rejected" };

@@ -366,7 +366,7 @@ Deno.test("decision at the end of the height: every reveal of that height counts
   assert.deepEqual(d.verdicts, ex.map((n) => [n, "correct"]));
 });
 
-Deno.test("approved as soon as a quorum exists; later revealers are absent", () => {
+Deno.test("approval waits for every committer's reveal; a late honest revealer is correct", () => {
   const ex = nodes(4);
   const d = only(runBlocks([
     [open(ex)],
@@ -376,7 +376,24 @@ Deno.test("approved as soon as a quorum exists; later revealers are absent", () 
     ex.slice(0, 3).map((n) => reveal(n, "42")),
     [reveal(ex[3], "42")],
   ]));
-  assert.equal(d.height, 5);
+  assert.equal(d.height, 6);
+  assert.equal(verdictOf(d, ex[3]), "correct");
+});
+
+Deno.test("approval at the reveal deadline when a committer never reveals: it is absent", () => {
+  const ex = nodes(4);
+  const cr = new CommitReveal(CFG);
+  const blocks = [
+    [open(ex)],
+    ex.map((n) => commit(n, "42")),
+    [],
+    [],
+    ex.slice(0, 3).map((n) => reveal(n, "42")),
+  ];
+  const early = runBlocks(blocks, cr);
+  assert.deepEqual(early, [], "decided before the silent committer's reveal deadline");
+  const d = only(cr.tick(cr.pending()[0].revealDeadline));
+  assert.deepEqual(d.outcome, { kind: "Approved", result: "42" });
   assert.equal(verdictOf(d, ex[3]), "absent");
 });
 

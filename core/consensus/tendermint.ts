@@ -252,7 +252,16 @@ export class Tendermint {
   }
 
   private buildBlock(): Block {
-    const ops: ClientOp[] = [...this.pendingEvidence.values()];
+    const ops: ClientOp[] = [];
+    const accused = new Set<string>();
+    for (const [key, ev] of this.pendingEvidence) {
+      const node = (ev.op as { node: string }).node;
+      if (!this.app.admissible(ev)) this.pendingEvidence.delete(key); // already excluded
+      else if (!accused.has(node)) {
+        accused.add(node); // one exclusion per offender and block is enough
+        ops.push(ev);
+      }
+    }
     for (const op of this.mempool.values()) {
       if (ops.length >= this.config.maxBatch) break;
       if (this.app.admissible(op)) ops.push(op);
@@ -537,8 +546,12 @@ export class Tendermint {
     this.precommitTimerSet = new Set();
     this.signed = emptyRecord(this.h);
     this.votersCache = null;
-    // Drop mempool entries the new state no longer admits (committed through another path).
+    // Drop what the new state no longer admits (committed through another path, or evidence
+    // against a node already excluded).
     for (const [id, op] of this.mempool) if (!this.app.admissible(op)) this.mempool.delete(id);
+    for (const [k, op] of this.pendingEvidence) {
+      if (!this.app.admissible(op)) this.pendingEvidence.delete(k);
+    }
     const future = this.future;
     this.future = [];
     if (this.config.commitDelayMs > 0) {

@@ -190,7 +190,9 @@ function prune<T extends { step: Step; optional: boolean }>(items: T[]): T[] {
         return items;
     }
   }
-  return items.filter((it) => !(it.optional && it.step.t === "put" && !observed.has(it.step.value)));
+  return items.filter((it) =>
+    !(it.optional && it.step.t === "put" && !observed.has(it.step.value))
+  );
 }
 
 type KeyOutcome =
@@ -276,7 +278,7 @@ function search(nodes: Node[], maxStates: number): KeyOutcome {
     if (mandatoryLeft === 0) return { t: "ok" };
     const hi = Math.max(f.hi, c.idx + 1);
     const key = configKey(hi, next);
-    if (seen.has(key + "x")) {
+    if (seen.has(key)) {
       unlift(c);
       if (!c.optional) mandatoryLeft++;
       continue;

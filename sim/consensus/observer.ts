@@ -65,7 +65,9 @@ export class ConsensusObserver {
     if (h === last + 1 && cb.block.parent !== prevHash) {
       this.fail(
         "consensus.no-fork",
-        `${ctx.name}'s block ${h} links to ${cb.block.parent.slice(0, 12)}, not its block ${last} ` +
+        `${ctx.name}'s block ${h} links to ${
+          cb.block.parent.slice(0, 12)
+        }, not its block ${last} ` +
           `(${prevHash.slice(0, 12)})`,
       );
     }

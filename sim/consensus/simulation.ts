@@ -124,7 +124,8 @@ function messageSize(m: ConsensusMessage): number {
       return 40;
     case "sync-resp":
       return 40 + m.blocks.reduce(
-        (s, b) => s + 240 + 140 * b.cert.votes.length + b.block.ops.reduce((x, o) => x + opSize(o), 0),
+        (s, b) =>
+          s + 240 + 140 * b.cert.votes.length + b.block.ops.reduce((x, o) => x + opSize(o), 0),
         0,
       );
   }
@@ -203,7 +204,9 @@ export class ConsensusSimulation {
     for (const g of scenario.nodes) {
       for (let k = 0; k < g.count; k++) {
         const name = `${g.group}-${k}`;
-        const id = nodeIdFromPublicKey(new TextEncoder().encode(`mycelium-sim-key/${this.seed}/${name}`));
+        const id = nodeIdFromPublicKey(
+          new TextEncoder().encode(`mycelium-sim-key/${this.seed}/${name}`),
+        );
         this.addInstance(name, g.group, k, g.tier, g.region, id, null);
         this.sigs.register(id, Math.floor(keyRng.next() * 2 ** 32));
       }
@@ -212,7 +215,15 @@ export class ConsensusSimulation {
     cs.twins.forEach((name, k) => {
       const orig = info.find((n) => n.name === name);
       if (!orig) throw new ConfigError(`no node named "${name}"`, `consensus.twins[${k}]`);
-      const t = this.addInstance(`twin-${name}`, "twin", k, orig.tier, orig.region, orig.id, orig.index);
+      const t = this.addInstance(
+        `twin-${name}`,
+        "twin",
+        k,
+        orig.tier,
+        orig.region,
+        orig.id,
+        orig.index,
+      );
       orig.correct = false;
       t.correct = false;
     });
@@ -236,7 +247,9 @@ export class ConsensusSimulation {
     this.kDeliver = this.engine.register((to, from, msg) =>
       this.deliver(to, from, msg as ConsensusMessage)
     );
-    this.kTimer = this.engine.register((node, gen, key) => this.fireTimer(node, gen, key as string));
+    this.kTimer = this.engine.register((node, gen, key) =>
+      this.fireTimer(node, gen, key as string)
+    );
     this.kAction = this.engine.register((i) => this.actions[i]());
 
     for (const n of this.instances) this.at(n.startAt, () => this.start(n));
@@ -250,7 +263,10 @@ export class ConsensusSimulation {
       isUp: (i) => this.instances[i].up,
       crash: (i, lose) => this.crash(this.instances[i], lose),
       restart: (i) => this.start(this.instances[i]),
-      clock: (i) => ({ offset: this.instances[i].clockOffset, drift: this.instances[i].clockDrift }),
+      clock: (i) => ({
+        offset: this.instances[i].clockOffset,
+        drift: this.instances[i].clockDrift,
+      }),
       setClock: (i, offset, drift) => {
         this.instances[i].clockOffset = offset;
         this.instances[i].clockDrift = drift;
@@ -258,7 +274,9 @@ export class ConsensusSimulation {
     }, this.faults);
 
     // Clients: closed loops, attached round-robin to the genesis voters.
-    const voterInstances = this.instances.filter((n) => n.twinOf === null && voterIdx.includes(n.index));
+    const voterInstances = this.instances.filter((n) =>
+      n.twinOf === null && voterIdx.includes(n.index)
+    );
     for (let c = 0; c < cs.load.clients; c++) {
       const client: Client = {
         name: `client-${c}`,
@@ -353,26 +371,26 @@ export class ConsensusSimulation {
   private host(n: Instance): ConsensusHost {
     const life = n.life;
     const current = () => n.up && n.life === life;
-    const sim = this;
     return {
       self: n.id,
       ids: this.ids,
       storage: n.store,
       log: quietLog,
       metrics: this.metrics,
-      now: () => n.clockOffset + sim.engine.now * (1 + n.clockDrift),
+      now: () => n.clockOffset + this.engine.now * (1 + n.clockDrift),
       random: () => n.rng.next(),
-      send(to: NodeId, msg: ConsensusMessage) {
-        if (current()) sim.send(n, to, msg);
+      send: (to: NodeId, msg: ConsensusMessage) => {
+        if (current()) this.send(n, to, msg);
       },
-      setTimer(key: string, delayMs: number) {
+      setTimer: (key: string, delayMs: number) => {
         if (!current()) return;
         const gen = ++n.timerGen;
         n.timers.set(key, gen);
+        // A drifting clock runs its timers fast or slow in virtual time.
         const virtualDelay = Math.max(0, delayMs) / (1 + n.clockDrift);
-        sim.engine.schedule(sim.engine.now + virtualDelay, sim.kTimer, n.index, gen, key);
+        this.engine.schedule(this.engine.now + virtualDelay, this.kTimer, n.index, gen, key);
       },
-      cancelTimer(key: string) {
+      cancelTimer: (key: string) => {
         if (current()) n.timers.delete(key);
       },
       sign: (payload: string) => this.sigs.sign(n.id, payload),
@@ -396,7 +414,12 @@ export class ConsensusSimulation {
       applied: (a) => this.applied(n, a, replaying),
       excluded: (node, height, e) => {
         if (n.correct && !replaying && !this.exclusions.some((x) => x.node === this.name(node))) {
-          this.exclusions.push({ node: this.name(node), t: this.engine.now, height, reason: e.kind });
+          this.exclusions.push({
+            node: this.name(node),
+            t: this.engine.now,
+            height,
+            reason: e.kind,
+          });
         }
       },
     });
@@ -463,7 +486,13 @@ export class ConsensusSimulation {
       if (delay < 0) continue;
       this.engine.schedule(now + delay, this.kDeliver, to.index, from.index, msg);
       if (this.network.duplicate(from.netRng)) {
-        this.engine.schedule(now + this.network.resample(from.netRng), this.kDeliver, to.index, from.index, msg);
+        this.engine.schedule(
+          now + this.network.resample(from.netRng),
+          this.kDeliver,
+          to.index,
+          from.index,
+          msg,
+        );
       }
     }
   }
@@ -505,8 +534,8 @@ export class ConsensusSimulation {
   private adversary(n: Instance, to: NodeId, msg: ConsensusMessage): ConsensusMessage[] {
     const b = n.behaviours;
     const isVote = msg.t === "prevote" || msg.t === "precommit";
-    // "The second half" of the peers (by id) sees the other version of an equivocation.
-    const otherHalf = to > n.id;
+    // Half of the peers (by a bit of their id) see the other version of an equivocation.
+    const otherHalf = (parseInt(to.slice(-1), 16) & 1) === 1;
     if (isVote && b.has("withhold-votes")) return [];
     if (b.has("forge-signatures") && (isVote || msg.t === "proposal")) {
       const forged: ConsensusMessage[] = [{ ...msg, sig: "forged" } as ConsensusMessage];
@@ -517,22 +546,31 @@ export class ConsensusSimulation {
       }
       return forged;
     }
+    // Equivocation: the other half gets a conflicting record first, then the original (as
+    // vote and proposal gossip would eventually bring it), so it can prove the equivocation.
     if (isVote && b.has("double-vote") && otherHalf) {
       const v = msg as Vote;
       const block = v.block === null ? "f".repeat(64) : null;
       const body = { t: v.t, h: v.h, r: v.r, block, voter: v.voter };
-      return [{ ...body, sig: this.sigs.sign(n.id, votePayload(body)) }];
+      return [{ ...body, sig: this.sigs.sign(n.id, votePayload(body)) }, msg];
     }
     if (msg.t === "proposal" && b.has("equivocate-proposal") && otherHalf) {
       const body = { ...msg.body, time: msg.body.time + 1, ops: [] };
       const hash = blockHash(body);
-      const header = { h: msg.h, r: msg.r, block: hash, validRound: msg.validRound, proposer: n.id };
-      return [{
+      const header = {
+        h: msg.h,
+        r: msg.r,
+        block: hash,
+        validRound: msg.validRound,
+        proposer: n.id,
+      };
+      const alt: ConsensusMessage = {
         t: "proposal",
         ...header,
         sig: this.sigs.sign(n.id, proposalPayload(header)),
         body,
-      }];
+      };
+      return [alt, msg];
     }
     return [msg];
   }
@@ -599,7 +637,9 @@ export class ConsensusSimulation {
     this.at(this.engine.now + retry, () => {
       if (c.gen !== gen || !c.op) return;
       // Next genesis voter instance (not a twin).
-      const voters = this.instances.filter((x) => x.twinOf === null && this.genesisVoters.includes(x.id));
+      const voters = this.instances.filter((x) =>
+        x.twinOf === null && this.genesisVoters.includes(x.id)
+      );
       const at = voters.findIndex((x) => x.index === c.target);
       c.target = voters[(at + 1) % voters.length].index;
       this.submitTo(c);
@@ -632,7 +672,9 @@ export class ConsensusSimulation {
       if (c && c.op?.id === a.op.id && c.target === n.index) this.complete(c, a.result);
       return;
     }
-    if (op.kind === "cr.open" && op.executors.includes(n.id)) this.execute(n, op.task, op.input, a.height);
+    if (op.kind === "cr.open" && op.executors.includes(n.id)) {
+      this.execute(n, op.task, op.input, a.height);
+    }
     if (op.kind === "cr.reveal" && n.behaviours.has("copy-reveal") && op.node !== n.id) {
       const mine = n.exec.get(op.task);
       if (mine && !mine.revealed) {
@@ -671,8 +713,15 @@ export class ConsensusSimulation {
     const b = n.behaviours;
     const cs = this.scenario.consensus!;
     const salt = Math.floor(n.rng.next() * 2 ** 48).toString(36);
-    const result = b.has("wrong-result") || b.has("copy-reveal") ? `wrong-${n.name}` : taskResult(input);
-    n.exec.set(task, { result, salt, commitDeadline: height + cs.tasks.commitWindow, revealed: false });
+    const result = b.has("wrong-result") || b.has("copy-reveal")
+      ? `wrong-${n.name}`
+      : taskResult(input);
+    n.exec.set(task, {
+      result,
+      salt,
+      commitDeadline: height + cs.tasks.commitWindow,
+      revealed: false,
+    });
     this.submitExec(n, `${task}/commit`, {
       kind: "cr.commit",
       task,
@@ -707,10 +756,18 @@ export class ConsensusSimulation {
 
   private sample(): void {
     const ref = this.instances.find((n) => n.up && n.correct && n.state);
-    this.heightSamples.push({ t: this.engine.now, height: this.observer.height, ops: this.completedOps });
+    this.heightSamples.push({
+      t: this.engine.now,
+      height: this.observer.height,
+      ops: this.completedOps,
+    });
     if (!ref) return;
     for (const id of this.genesisVoters) {
-      this.trustSamples.push({ t: this.engine.now, node: this.name(id), trust: ref.state!.trust.get(id) });
+      this.trustSamples.push({
+        t: this.engine.now,
+        node: this.name(id),
+        trust: ref.state!.trust.get(id),
+      });
     }
   }
 
@@ -721,7 +778,11 @@ export class ConsensusSimulation {
     while (!this.violation && this.engine.events < stopAt) {
       const budget = Math.min(sliceEvents, stopAt - this.engine.events);
       const done = this.engine.run(this.durationMs, budget);
-      onProgress?.({ virtualMs: this.engine.now, durationMs: this.durationMs, events: this.engine.events });
+      onProgress?.({
+        virtualMs: this.engine.now,
+        durationMs: this.durationMs,
+        events: this.engine.events,
+      });
       if (done < budget || this.engine.peekTime() > this.durationMs) break;
     }
     for (const n of this.instances) {
@@ -762,7 +823,9 @@ export class ConsensusSimulation {
       out.push({
         name: this.violation.check,
         ok: false,
-        detail: `${this.violation.detail} (event ${this.violation.event}, t=${this.violation.t.toFixed(1)} ms)`,
+        detail: `${this.violation.detail} (event ${this.violation.event}, t=${
+          this.violation.t.toFixed(1)
+        } ms)`,
       });
     }
     const idle = this.faults.filter((a) => a.fired === 0);
@@ -784,7 +847,8 @@ export class ConsensusSimulation {
           out.push({
             name: c.type,
             ok: true,
-            detail: `held at all ${this.observer.commits} commits (${this.observer.height} heights)`,
+            detail:
+              `held at all ${this.observer.commits} commits (${this.observer.height} heights)`,
           });
           break;
         case "consensus.liveness":
@@ -821,7 +885,9 @@ export class ConsensusSimulation {
       detail: this.history.length === 0
         ? "no operation was submitted"
         : late.length === 0
-        ? `all ${this.history.length} operations committed within ${within / 1000} s of the faults' end`
+        ? `all ${this.history.length} operations committed within ${
+          within / 1000
+        } s of the faults' end`
         : `${late.length} operations missed the bound, e.g. ${late.slice(0, 3).join("; ")}`,
     };
   }
@@ -846,7 +912,9 @@ export class ConsensusSimulation {
         if (!(score >= 0 && score <= 1)) problems.push(`${this.name(id)} has trust ${score}`);
       }
       for (const [id] of st.excluded) {
-        if (st.trust.get(id) !== 0) problems.push(`${this.name(id)} excluded with trust ${st.trust.get(id)}`);
+        if (st.trust.get(id) !== 0) {
+          problems.push(`${this.name(id)} excluded with trust ${st.trust.get(id)}`);
+        }
       }
     }
     return {
@@ -871,7 +939,9 @@ export class ConsensusSimulation {
       if (alwaysWrong && this.tasksOpened > 0 && !(t < start)) {
         problems.push(`${inst.name} always answered wrong but kept trust ${t}`);
       }
-      if (inst.correct && this.tasksOpened > 0 && t < start && inst.upMs >= this.durationMs * 0.99) {
+      if (
+        inst.correct && this.tasksOpened > 0 && t < start && inst.upMs >= this.durationMs * 0.99
+      ) {
         problems.push(`${inst.name} was correct and always up but lost trust (${t})`);
       }
     }

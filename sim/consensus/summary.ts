@@ -64,8 +64,14 @@ export async function writeConsensusOutputs(
 ): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   const files: Record<string, string> = {
-    "trust.csv": csv(["t_ms", "node", "trust"], sim.trustSamples.map((r) => [r.t, r.node, r.trust])),
-    "heights.csv": csv(["t_ms", "height", "ops_committed"], sim.heightSamples.map((r) => [r.t, r.height, r.ops])),
+    "trust.csv": csv(
+      ["t_ms", "node", "trust"],
+      sim.trustSamples.map((r) => [r.t, r.node, r.trust]),
+    ),
+    "heights.csv": csv(
+      ["t_ms", "height", "ops_committed"],
+      sim.heightSamples.map((r) => [r.t, r.height, r.ops]),
+    ),
     "ops.csv": csv(
       ["client", "op", "key", "invoke_ms", "complete_ms", "latency_ms", "ok"],
       sim.history.map((e) => [
@@ -80,7 +86,9 @@ export async function writeConsensusOutputs(
     ),
     "nodes.csv": csv(
       ["node", "correct", "bytes_sent", "bytes_received", "msgs_sent", "up_ms"],
-      sim.nodes.map((n) => [n.name, String(n.correct), n.bytesSent, n.bytesReceived, n.msgsSent, n.upMs]),
+      sim.nodes.map((
+        n,
+      ) => [n.name, String(n.correct), n.bytesSent, n.bytesReceived, n.msgsSent, n.upMs]),
     ),
     "summary.json": JSON.stringify(summary, null, 2) + "\n",
   };
@@ -91,7 +99,8 @@ export async function writeConsensusOutputs(
   }
 }
 
-const ms = (v: number | null) => v === null ? "-" : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`;
+const ms = (v: number | null) =>
+  v === null ? "-" : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`;
 
 export function formatConsensusSummary(s: ConsensusSummary): string {
   const m = s.metrics.consensus;
@@ -108,7 +117,9 @@ export function formatConsensusSummary(s: ConsensusSummary): string {
     ["client ops", `${m.committedOps} (${m.opsPerSec.toFixed(1)}/s)`],
     [
       "commit latency",
-      `p50 ${ms(m.commitLatency.p50Ms)} p99 ${ms(m.commitLatency.p99Ms)} max ${ms(m.commitLatency.maxMs)}`,
+      `p50 ${ms(m.commitLatency.p50Ms)} p99 ${ms(m.commitLatency.p99Ms)} max ${
+        ms(m.commitLatency.maxMs)
+      }`,
     ],
     ["msgs/height", m.messagesPerHeight === null ? "-" : m.messagesPerHeight.toFixed(0)],
     ["round changes", String(m.roundChanges)],
@@ -121,7 +132,9 @@ export function formatConsensusSummary(s: ConsensusSummary): string {
   const w = Math.max(...rows.map((r) => r[0].length));
   const lines = rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`);
   lines.push("", "  faults:");
-  for (const f of s.faults) lines.push(`    ${f.fired > 0 ? "fired" : "NEVER"}  ${f.name} (x${f.fired})`);
+  for (const f of s.faults) {
+    lines.push(`    ${f.fired > 0 ? "fired" : "NEVER"}  ${f.name} (x${f.fired})`);
+  }
   lines.push("", "  checks:");
   for (const c of s.checks) lines.push(`    ${c.ok ? "ok  " : "FAIL"}  ${c.name}: ${c.detail}`);
   return lines.join("\n");
