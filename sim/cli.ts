@@ -9,6 +9,9 @@ import { loadScenarioFile, type Scenario } from "./scenario.ts";
 import { type Progress, Simulation } from "./simulation.ts";
 import { buildSummary, formatSummary, replayCommand, writeOutputs } from "./summary.ts";
 import { ConsensusSimulation } from "./consensus/simulation.ts";
+import { twinsSweep } from "./consensus/twins.ts";
+import { faultBound } from "../core/consensus/types.ts";
+import YAML from "yaml";
 import {
   buildConsensusSummary,
   formatConsensusSummary,
@@ -20,6 +23,7 @@ const HELP = `Mycelium simulator
 Usage:
   deno task sim run <scenario.yaml> [options]
   deno task sim replay <scenario.yaml> --seed N --event K [options]
+  deno task sim twins [--n 4] [--twins 1] [--samples 1000] [--seed 1] [--out DIR]
   deno task sim --help
 
 run: runs the scenario, prints a summary table, writes DIR/summary.json, metric
@@ -27,8 +31,18 @@ time series (timeseries.csv), detections.csv, joins.csv, nodes.csv and, with
 --trace, a message trace (trace.jsonl). Exit 0 when every check passes, 1 when
 one fails (the replay command is printed), 2 on bad input.
 
+A scenario with a consensus section runs the consensus simulator instead: its
+outputs are summary.json (metrics.consensus), trust.csv, heights.csv, ops.csv and
+nodes.csv.
+
 replay: re-runs the same scenario and seed up to event K and prints the events
 around it (the run is deterministic, so this is exactly what happened).
+
+twins: a Twins sweep (BFT testing by duplicated identities): --samples scenarios
+of --n voters of which --twins have a twin, each under --phases random partitions
+of --duration ms. Prints violations with a scenario file that replays each, and
+writes DIR/twins.json. With twins <= f no safety violation may appear; with f+1
+one must (the checkers' own test).
 
 Options:
   --seed N           seed (default: the scenario's seed)
@@ -250,6 +264,9 @@ async function replayCommandRun(args: string[]): Promise<number> {
   const sets = values.set as string[];
   const scenario = await load(positionals[0], sets);
   const seed = parseSeed(values.seed) ?? scenario.seed;
+  if (scenario.consensus) {
+    return replayConsensus(scenario, positionals[0]!, seed, sets, event, window);
+  }
   const sim = build(scenario, { seed, recordLast: 2 * window + 1, stopAtEvent: event + window });
   sim.run();
   console.log(
@@ -281,6 +298,140 @@ async function replayCommandRun(args: string[]): Promise<number> {
   return 0;
 }
 
+function replayConsensus(
+  scenario: Scenario,
+  file: string,
+  seed: number,
+  sets: string[],
+  event: number,
+  window: number,
+): number {
+  let sim: ConsensusSimulation;
+  try {
+    sim = new ConsensusSimulation(scenario, {
+      seed,
+      recordLast: 2 * window + 1,
+      stopAtEvent: event + window,
+    });
+  } catch (e) {
+    if (e instanceof MyceliumError) fail(`invalid scenario: ${e.message}`, 2);
+    throw e;
+  }
+  sim.run();
+  console.log(
+    `replay of ${scenario.name}, seed ${seed}: events ${Math.max(1, event - window)}..${
+      event + window
+    }`,
+  );
+  for (const e of sim.recentEvents()) {
+    if (e.index < event - window) continue;
+    const mark = e.index === event ? ">>" : "  ";
+    console.log(
+      `${mark} #${e.index}  t=${e.t.toFixed(3)} ms  ${e.kind.padEnd(8)} ${
+        e.node.padEnd(16)
+      } ${e.detail}`,
+    );
+  }
+  console.log(`\nat event ${sim.events}:`);
+  for (const line of sim.positions()) console.log(`  ${line}`);
+  if (sim.violation) {
+    console.log(
+      `violation: ${sim.violation.check}: ${sim.violation.detail} (event ${sim.violation.event})`,
+    );
+  }
+  console.log(
+    `re-run the whole scenario: ${replayCommand(file, seed, sets)}`.replace(" replay ", " run "),
+  );
+  return 0;
+}
+
+/** `sim twins`: a Twins sweep (see sim/consensus/twins.ts). */
+async function twinsCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      n: { type: "string", default: "4" },
+      twins: { type: "string", default: "1" },
+      samples: { type: "string", default: "1000" },
+      seed: { type: "string", default: "1" },
+      phases: { type: "string", default: "3" },
+      duration: { type: "string", default: "4000" },
+      out: { type: "string" },
+      "stop-at-first": { type: "boolean", default: false },
+      quiet: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const int = (name: string, v: string, min: number) => {
+    const x = Number(v);
+    if (!Number.isInteger(x) || x < min) {
+      fail(`--${name}: expected an integer >= ${min}, got "${v}"`, 2);
+    }
+    return x;
+  };
+  const n = int("n", values.n, 1);
+  const twins = int("twins", values.twins, 0);
+  if (twins > n) fail(`--twins: at most --n (${n}) voters can have a twin`, 2);
+  const out = values.out ?? join("out", `twins-n${n}-t${twins}`);
+  const samples = int("samples", values.samples, 1);
+  const tty = Deno.stderr.isTerminal();
+  const enc = new TextEncoder();
+  let last = 0;
+  const report = twinsSweep({
+    n,
+    twins,
+    samples,
+    seed: int("seed", values.seed, 0),
+    phases: int("phases", values.phases, 1),
+    durationMs: int("duration", values.duration, 500),
+    stopAtFirst: values["stop-at-first"],
+    onProgress: (done, bad) => {
+      const now = performance.now();
+      if (values.quiet || now - last < (tty ? 250 : 10_000)) return;
+      last = now;
+      const line = `${done}/${samples} scenarios, ${bad} violations`;
+      Deno.stderr.writeSync(enc.encode(tty ? `\r\x1b[2K${line}` : `${line}\n`));
+    },
+  });
+  if (tty && !values.quiet) Deno.stderr.writeSync(enc.encode("\r\x1b[2K"));
+  await Deno.mkdir(out, { recursive: true });
+  const perHour = report.runs / (report.wallMs / 3_600_000);
+  const files: string[] = [];
+  for (const v of report.violations.slice(0, 20)) {
+    const f = join(out, `violation-${v.sample}.yaml`);
+    await Deno.writeTextFile(f, YAML.stringify({ ...v.scenario }));
+    files.push(f);
+  }
+  const summary = {
+    n,
+    twins,
+    f: faultBound(n),
+    runs: report.runs,
+    violations: report.violations.map(({ scenario: _s, ...v }) => v),
+    heights: report.heights,
+    wallMs: Math.round(report.wallMs),
+    scenariosPerCpuHour: Math.round(perHour),
+  };
+  await Deno.writeTextFile(join(out, "twins.json"), JSON.stringify(summary, null, 2) + "\n");
+  console.log(
+    `twins n=${n} twins=${twins} (f=${summary.f}): ${report.runs} scenarios, ` +
+      `${report.violations.length} violations, ${report.heights} heights, ` +
+      `${(report.wallMs / 1000).toFixed(1)} s (${
+        Math.round(perHour).toLocaleString("en-US")
+      } scenarios/CPU-hour)`,
+  );
+  for (const [i, v] of report.violations.slice(0, 5).entries()) {
+    console.log(`  sample ${v.sample}: ${v.check}: ${v.detail}`);
+    console.log(`    replay: deno task sim run ${files[i]}`);
+  }
+  console.log(`  outputs in ${out}/`);
+  return 0;
+}
+
 export async function main(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   switch (cmd) {
@@ -288,6 +439,8 @@ export async function main(args: string[]): Promise<number> {
       return await runCommand(rest);
     case "replay":
       return await replayCommandRun(rest);
+    case "twins":
+      return await twinsCommand(rest);
     case undefined:
     case "-h":
     case "--help":

@@ -209,6 +209,7 @@ export class Tendermint {
 
   private startRound(r: number): void {
     if (this.stopped) return;
+    if (r === 0) this.host.setTimer(`resend:${this.h}:0`, this.resendInterval());
     this.round = r;
     this.step = "propose";
     this.awaitingOps = false;
@@ -335,8 +336,9 @@ export class Tendermint {
       return;
     }
     this.proposals.set(p.r, p);
-    this.heard(p.r, p.proposer);
-    this.reevaluate();
+    for (const r of this.votes.roundsSeen()) if (this.tryCommit(r)) return;
+    if (p.r > this.round) this.heard(p.r, p.proposer);
+    if (p.r === this.round) this.reevaluate();
   }
 
   private onVote(v: Vote): void {
@@ -344,8 +346,30 @@ export class Tendermint {
     const { added, evidence } = this.votes.get(v.r, v.t).add(v);
     if (evidence) this.reportEvidence(evidence, `${v.voter}/${v.h}/${v.r}/${v.t}`);
     if (!added) return;
-    this.heard(v.r, v.voter);
-    this.reevaluate();
+    if (v.t === "precommit" && this.tryCommit(v.r)) return;
+    if (v.r > this.round) this.heard(v.r, v.voter);
+    // Votes of an earlier round matter only to the valid-round rule of the current proposal.
+    if (
+      v.r === this.round ||
+      (this.step === "propose" && this.proposals.get(this.round)?.validRound === v.r)
+    ) {
+      this.reevaluate();
+    }
+  }
+
+  /** Commits if round r holds 2f+1 precommits for a block whose proposal we have. */
+  private tryCommit(r: number): boolean {
+    const pcs = this.votes.get(r, "precommit");
+    const target = pcs.majority(this.q);
+    if (target === null) return false;
+    for (const p of this.proposals.values()) {
+      if (p.block === target) {
+        this.decide(p.body, target, r);
+        return true;
+      }
+    }
+    this.requestSync(pcs.votesFor(target)[0].voter);
+    return false;
   }
 
   /** f+1 voters heard from in a later round: skip to it (they cannot all be faulty). */
@@ -382,23 +406,13 @@ export class Tendermint {
   }
 
   /**
-   * One pass over the rules; returns after the first one that acts (the caller loops), and
+   * One pass over the rules of the current round (commits are checked where precommits and
+   * proposals arrive); returns after the first one that acts (the caller loops), and
    * moves to the new step *before* signing, since delivering our own vote can complete the
    * height re-entrantly.
    */
   private rules(): void {
     const h = this.h, r = this.round, q = this.q;
-    // Commit: a proposal of any round with 2f+1 precommits for it.
-    for (const pr of this.votes.roundsSeen()) {
-      const target = this.votes.get(pr, "precommit").majority(q);
-      if (target === null) continue;
-      const p = [...this.proposals.values()].find((x) => x.block === target);
-      if (p) {
-        this.decide(p.body, target, pr);
-        return;
-      }
-      this.requestSync(this.votes.get(pr, "precommit").votesFor(target)[0].voter);
-    }
     const proposal = this.proposals.get(r);
     const prevotes = this.votes.get(r, "prevote");
     if (this.step === "propose" && proposal) {
@@ -490,6 +504,10 @@ export class Tendermint {
       if (h === this.h) this.startRound(0);
       return;
     }
+    if (kind === "resend") {
+      if (h === this.h) this.resend();
+      return;
+    }
     if (h !== this.h || r !== this.round) return;
     switch (kind) {
       case "build":
@@ -516,6 +534,32 @@ export class Tendermint {
         this.startRound(r + 1);
         break;
     }
+  }
+
+  private resendInterval(): number {
+    return Math.max(1, this.config.proposeTimeoutMs);
+  }
+
+  /**
+   * Still at this height after a while: send our signed records of the current round again.
+   * Messages lost to a partition or to loss are never retransmitted by the transport, and
+   * without them a healed network can sit with every node waiting (the role Tendermint's
+   * vote gossip plays). Peers behind us see a later height and fetch blocks.
+   */
+  private resend(): void {
+    this.host.metrics.inc("mycelium_consensus_resends_total");
+    const mine: ConsensusMessage[] = [];
+    const p = this.signed.proposals[String(this.round)];
+    if (p) mine.push({ t: "proposal", ...p });
+    for (const t of ["prevote", "precommit"] as const) {
+      const v = this.signed.votes[`${this.round}/${t}`];
+      if (v) mine.push(v);
+    }
+    for (const peer of this.app.peers()) {
+      if (peer === this.host.self) continue;
+      for (const m of mine) this.host.send(peer, m);
+    }
+    this.host.setTimer(`resend:${this.h}:0`, this.resendInterval());
   }
 
   // ---- commit ----

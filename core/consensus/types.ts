@@ -105,10 +105,18 @@ export type ConsensusMessage =
   | { t: "sync-req"; from: number }
   | { t: "sync-resp"; blocks: readonly CommittedBlock[] };
 
-/** Canonical bytes for hashing a block: JSON with a fixed key order. */
+/** Hashes already computed, by block object (blocks are immutable once built or decoded). */
+const hashes = new WeakMap<Block, string>();
+
+/** sha256 of the block's canonical bytes: JSON with a fixed key order. */
 export function blockHash(b: Block): string {
-  const canon = JSON.stringify([b.height, b.parent, b.proposer, b.time, b.ops]);
-  return bytesToHex(sha256(utf8ToBytes(canon)));
+  let h = hashes.get(b);
+  if (h === undefined) {
+    const canon = JSON.stringify([b.height, b.parent, b.proposer, b.time, b.ops]);
+    h = bytesToHex(sha256(utf8ToBytes(canon)));
+    hashes.set(b, h);
+  }
+  return h;
 }
 
 export function votePayload(v: Omit<Vote, "sig">): string {

@@ -97,6 +97,35 @@ export interface ConsensusSimOptions {
   seed?: number;
   /** Stop after this many events (replay). */
   stopAtEvent?: number;
+  /** Keep the last N deliveries and timers for `recentEvents()` (replay). */
+  recordLast?: number;
+}
+
+export interface ConsensusTraceEvent {
+  index: number;
+  t: number;
+  kind: string;
+  node: string;
+  detail: string;
+}
+
+/** A one-line description of a consensus message (replay output). */
+function describeMessage(m: ConsensusMessage, name: (id: NodeId) => string): string {
+  switch (m.t) {
+    case "prevote":
+    case "precommit":
+      return `${m.t} h${m.h} r${m.r} ${m.block?.slice(0, 8) ?? "nil"} by ${name(m.voter)}`;
+    case "proposal":
+      return `proposal h${m.h} r${m.r} ${
+        m.block.slice(0, 8)
+      } (${m.body.ops.length} ops, vr ${m.validRound})`;
+    case "submit":
+      return `submit ${m.op.id}`;
+    case "sync-req":
+      return `sync-req from h${m.from}`;
+    case "sync-resp":
+      return `sync-resp ${m.blocks.length} blocks`;
+  }
 }
 
 class CounterMetrics implements Metrics {
@@ -169,6 +198,7 @@ export class ConsensusSimulation {
   readonly exclusions: Array<{ node: string; t: number; height: number; reason: string }> = [];
   readonly heightSamples: Array<{ t: number; height: number; ops: number }> = [];
   violation: (Violation & { event: number; t: number }) | null = null;
+  private readonly recorder: ConsensusTraceEvent[] | null;
   private readonly kDeliver: number;
   private readonly kTimer: number;
   private readonly kAction: number;
@@ -198,6 +228,7 @@ export class ConsensusSimulation {
     this.rootRng = Rng.fromSeed(this.seed);
     this.durationMs = scenario.duration;
     this.loadUntil = cs.load.until ?? 0.8 * scenario.duration;
+    this.recorder = opts.recordLast ? [] : null;
 
     // Nodes, then twins (same identity, own network position).
     const keyRng = this.rootRng.derive("keys");
@@ -500,6 +531,13 @@ export class ConsensusSimulation {
   private deliver(toIdx: number, fromIdx: number, msg: ConsensusMessage): void {
     this.engine.mix(msg.t.charCodeAt(0) + msg.t.length * 31);
     const to = this.instances[toIdx];
+    if (this.recorder) {
+      this.record(
+        "deliver",
+        to.name,
+        `${describeMessage(msg, (id) => this.name(id))} from ${this.instances[fromIdx].name}`,
+      );
+    }
     if (!to.up) return;
     to.bytesReceived += messageSize(msg) + DATAGRAM_OVERHEAD;
     // The envelope: signatures are checked before the core sees anything.
@@ -519,8 +557,30 @@ export class ConsensusSimulation {
     const n = this.instances[idx];
     if (n.timers.get(key) !== gen) return;
     n.timers.delete(key);
+    if (this.recorder) this.record("timer", n.name, key);
     n.proto!.onTimer(key);
     if (this.observer.violation && !this.violation) this.fail(this.observer.violation);
+  }
+
+  private record(kind: string, node: string, detail: string): void {
+    const r = this.recorder!;
+    r.push({ index: this.engine.events, t: this.engine.now, kind, node, detail });
+    const keep = this.opts.recordLast!;
+    if (r.length > keep * 2) r.splice(0, r.length - keep);
+  }
+
+  recentEvents(): ConsensusTraceEvent[] {
+    return this.recorder ? this.recorder.slice(-this.opts.recordLast!) : [];
+  }
+
+  /** Each instance's consensus position (replay output). */
+  positions(): string[] {
+    return this.instances.map((n) => {
+      const p = n.proto;
+      return p
+        ? `${n.name}: height ${p.h} round ${p.round} step ${p.step}${n.correct ? "" : " (faulty)"}`
+        : `${n.name}: down`;
+    });
   }
 
   private fail(v: Violation): void {
