@@ -150,3 +150,52 @@ Deno.test("sim replay prints the events around the requested index", async () =>
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cli: a consensus scenario runs the consensus simulator; summary.json has metrics.consensus", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    const r = await sim(["run", "scenarios/consensus-n4.yaml", "--out", out, "--set", "duration=6s"]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /consensus\.agreement: held at all/);
+    const s = JSON.parse(await Deno.readTextFile(join(out, "summary.json")));
+    for (const k of ["scenario", "seed", "traceHash", "checks", "faults", "replay"]) assert.ok(k in s, k);
+    assert.ok(s.metrics.consensus.heights > 0);
+    for (const f of ["trust.csv", "heights.csv", "ops.csv", "nodes.csv"]) await Deno.stat(join(out, f));
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("cli: sim twins with f+1 twins reports a violation with a scenario file that replays it", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    const r = await sim([
+      "twins",
+      "--n",
+      "4",
+      "--twins",
+      "2",
+      "--samples",
+      "300",
+      "--seed",
+      "9",
+      "--stop-at-first",
+      "--out",
+      out,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /1 violations/);
+    const file = /replay: deno task sim run (\S+)/.exec(r.stdout)?.[1];
+    assert.ok(file, r.stdout);
+    const again = await sim(["run", file, "--out", join(out, "replay"), "--quiet"]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /FAILED: seed/);
+    const s = JSON.parse(await Deno.readTextFile(join(out, "replay", "summary.json")));
+    assert.ok(s.checks.some((c: { name: string; ok: boolean }) => c.name === "consensus.agreement" && !c.ok));
+    const bad = await sim(["twins", "--n", "4", "--twins", "5"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--twins/);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});

@@ -205,7 +205,8 @@ export class ReplicatedState implements ConsensusApp {
   /** Applies commit-reveal decisions: trust deltas, and slashing for proven equivocation. */
   private settle(decisions: CrDecision[], h: number): void {
     for (const d of decisions) {
-      this.trust.applyVerdicts(d.verdicts);
+      // An excluded node stays at 0: outcomes of tasks it was an executor of do not revive it.
+      this.trust.applyVerdicts(d.verdicts.filter(([n]) => !this.excluded.has(n)));
       for (const e of d.evidence) this.exclude(offender(e), h, e);
       this.listener.decided?.(d);
     }
