@@ -53,9 +53,13 @@ const m = sim.metricsSummary();
 console.log(
   `consensus_sim voters=${voters} heights=${m.heights} wall_s=${wall.toFixed(1)} ` +
     `events=${sim.events} events_per_s=${Math.round(sim.events / wall)} ` +
-    `virtual_s=${(sim.virtualMs / 1000).toFixed(1)} msgs_per_height=${Math.round(m.messagesPerHeight ?? 0)} ` +
+    `virtual_s=${(sim.virtualMs / 1000).toFixed(1)} msgs_per_height=${
+      Math.round(m.messagesPerHeight ?? 0)
+    } ` +
     `p50_ms=${m.commitLatency.p50Ms?.toFixed(1)} p99_ms=${m.commitLatency.p99Ms?.toFixed(1)} ` +
-    `rss_mib=${Math.round(Deno.memoryUsage().rss / 2 ** 20)} violation=${sim.violation?.check ?? "none"}`,
+    `rss_mib=${Math.round(Deno.memoryUsage().rss / 2 ** 20)} violation=${
+      sim.violation?.check ?? "none"
+    }`,
 );
 
 const r = twinsSweep({ n: 4, twins: 1, samples, seed: 1 });

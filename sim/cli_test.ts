@@ -154,13 +154,24 @@ Deno.test("sim replay prints the events around the requested index", async () =>
 Deno.test("cli: a consensus scenario runs the consensus simulator; summary.json has metrics.consensus", async () => {
   const out = await Deno.makeTempDir();
   try {
-    const r = await sim(["run", "scenarios/consensus-n4.yaml", "--out", out, "--set", "duration=6s"]);
+    const r = await sim([
+      "run",
+      "scenarios/consensus-n4.yaml",
+      "--out",
+      out,
+      "--set",
+      "duration=6s",
+    ]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /consensus\.agreement: held at all/);
     const s = JSON.parse(await Deno.readTextFile(join(out, "summary.json")));
-    for (const k of ["scenario", "seed", "traceHash", "checks", "faults", "replay"]) assert.ok(k in s, k);
+    for (const k of ["scenario", "seed", "traceHash", "checks", "faults", "replay"]) {
+      assert.ok(k in s, k);
+    }
     assert.ok(s.metrics.consensus.heights > 0);
-    for (const f of ["trust.csv", "heights.csv", "ops.csv", "nodes.csv"]) await Deno.stat(join(out, f));
+    for (const f of ["trust.csv", "heights.csv", "ops.csv", "nodes.csv"]) {
+      await Deno.stat(join(out, f));
+    }
   } finally {
     await Deno.remove(out, { recursive: true });
   }
@@ -191,7 +202,11 @@ Deno.test("cli: sim twins with f+1 twins reports a violation with a scenario fil
     assert.equal(again.code, 1);
     assert.match(again.stderr, /FAILED: seed/);
     const s = JSON.parse(await Deno.readTextFile(join(out, "replay", "summary.json")));
-    assert.ok(s.checks.some((c: { name: string; ok: boolean }) => c.name === "consensus.agreement" && !c.ok));
+    assert.ok(
+      s.checks.some((c: { name: string; ok: boolean }) =>
+        c.name === "consensus.agreement" && !c.ok
+      ),
+    );
     const bad = await sim(["twins", "--n", "4", "--twins", "5"]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--twins/);

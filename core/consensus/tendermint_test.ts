@@ -8,7 +8,12 @@ import fc from "fast-check";
 import { MemoryStore, nullLogger } from "../host.ts";
 import { asNodeId, IdInterner, type NodeId } from "../ids.ts";
 import { consensusConfigSchema } from "./config.ts";
-import { type ConsensusApp, type ConsensusHost, certificateProblem, Tendermint } from "./tendermint.ts";
+import {
+  certificateProblem,
+  type ConsensusApp,
+  type ConsensusHost,
+  Tendermint,
+} from "./tendermint.ts";
 import {
   type Block,
   blockHash,
@@ -74,7 +79,13 @@ function proposal(h: number, r: number, proposer: NodeId, time = 0): Proposal & 
   return { t: "proposal", ...header, sig: sign(proposer, proposalPayload(header)), body };
 }
 
-function vote(t: "prevote" | "precommit", h: number, r: number, block: string | null, voter: NodeId) {
+function vote(
+  t: "prevote" | "precommit",
+  h: number,
+  r: number,
+  block: string | null,
+  voter: NodeId,
+) {
   const body = { t, h, r, block, voter };
   return { ...body, sig: sign(voter, votePayload(body)) };
 }

@@ -169,12 +169,18 @@ Deno.test("trust dynamics: the check fires on a wrong executor that kept its tru
   );
   assert.deepEqual(ok, []);
   assert.equal(
-    trustDynamicsProblems([{ name: "a", alwaysWrong: true, correctAndAlwaysUp: false }], { a: 0.95 }, 10)
+    trustDynamicsProblems([{ name: "a", alwaysWrong: true, correctAndAlwaysUp: false }], {
+      a: 0.95,
+    }, 10)
       .length,
     1,
   );
   assert.equal(
-    trustDynamicsProblems([{ name: "b", alwaysWrong: false, correctAndAlwaysUp: true }], { b: 0.8 }, 10)
+    trustDynamicsProblems(
+      [{ name: "b", alwaysWrong: false, correctAndAlwaysUp: true }],
+      { b: 0.8 },
+      10,
+    )
       .length,
     1,
   );
@@ -182,8 +188,7 @@ Deno.test("trust dynamics: the check fires on a wrong executor that kept its tru
 
 Deno.test("consensus sim: membership checks in a consensus scenario are rejected, naming the check", () => {
   assert.throws(
-    () =>
-      new ConsensusSimulation(scenario({ checks: [{ type: "membership.converged" }] })),
+    () => new ConsensusSimulation(scenario({ checks: [{ type: "membership.converged" }] })),
     /checks\[0\].*membership protocol/,
   );
 });
