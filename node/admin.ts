@@ -1,6 +1,7 @@
 /**
  * Admin HTTP (node:http, loopback by default): /healthz, /readyz, /metrics (Prometheus text),
- * /status (JSON), /v1/members (the membership view).
+ * /status (JSON), /v1/members (the membership view), and the consensus client API
+ * (POST/GET /v1/kv/{key}, POST /v1/ops, GET /v1/consensus/status and /v1/consensus/blocks).
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -15,6 +16,35 @@ export interface AdminView {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Round trip over a mutual-TLS stream to a peer (opened, and kept up, on first use). */
   streamPing?(peer: string): Promise<{ status: number; body: unknown }>;
+  /**
+   * The client API (`/v1/kv/...`, `/v1/ops`, `/v1/consensus/...`): null when the path is not
+   * one of its endpoints. `body` is the request body (at most 1 MiB), "" for GET.
+   */
+  api?(
+    method: string,
+    url: URL,
+    body: string,
+  ): Promise<{ status: number; body: unknown } | null>;
+}
+
+const MAX_BODY = 1 << 20;
+
+function readBody(req: http.IncomingMessage): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    req.on("data", (c: Uint8Array) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        resolve(null);
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
 }
 
 export interface AdminServer {
@@ -31,6 +61,19 @@ function json(res: http.ServerResponse, code: number, body: unknown): void {
 export function startAdmin(view: AdminView, bind: string, port: number): Promise<AdminServer> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://admin");
+    const isApi = url.pathname.startsWith("/v1/kv/") || url.pathname === "/v1/ops" ||
+      url.pathname.startsWith("/v1/consensus/");
+    if (isApi && view.api) {
+      const handle = async () => {
+        const body = req.method === "POST" || req.method === "PUT" ? await readBody(req) : "";
+        if (body === null) return json(res, 413, { error: `request body over ${MAX_BODY} bytes` });
+        const r = await view.api!(req.method ?? "GET", url, body);
+        if (r) return json(res, r.status, r.body);
+        return json(res, 404, { error: `no such endpoint ${req.method} ${url.pathname}` });
+      };
+      handle().catch((e) => json(res, 500, { error: String(e?.message ?? e) }));
+      return;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       return json(res, 405, { error: `method ${req.method} not allowed on ${url.pathname}` });
     }
@@ -71,6 +114,10 @@ export function startAdmin(view: AdminView, bind: string, port: number): Promise
               "/status",
               "/v1/members",
               "/v1/streams/ping",
+              "/v1/kv/{key}",
+              "/v1/ops",
+              "/v1/consensus/status",
+              "/v1/consensus/blocks",
             ],
           });
       }

@@ -29,6 +29,8 @@ import { z } from "zod";
 import { formatPath, formatZodError } from "../core/config_errors.ts";
 import { ConfigError, MyceliumError } from "../core/errors.ts";
 import { swimConfigSchema } from "../core/membership/config.ts";
+import { consensusConfigSchema } from "../core/consensus/config.ts";
+import { isNodeId } from "../core/ids.ts";
 
 // ---------------------------------------------------------------------------------------
 // Addresses
@@ -118,6 +120,17 @@ export const logSectionSchema = z.strictObject({
   level: z.enum(LOG_LEVELS).default("info").describe("minimum level written"),
 });
 
+export const consensusSectionSchema = consensusConfigSchema.extend({
+  voters: z.array(z.string().refine(isNodeId, "expected a node id (32 hex characters)"))
+    .default([])
+    .describe("the genesis voter set (node ids); empty: consensus is off on this node"),
+  commitWindow: z.int().min(1).default(4).describe("commit-reveal: heights for commits"),
+  revealWindow: z.int().min(1).default(4).describe("commit-reveal: heights for reveals"),
+  requestTimeoutMs: z.number().positive().finite().default(10_000).describe(
+    "how long a client request waits for its commit before answering 504 (ms)",
+  ),
+});
+
 export const nodeConfigSchema = z.strictObject({
   node: nodeSectionSchema.prefault({}),
   gossip: gossipSectionSchema.prefault({}),
@@ -125,6 +138,7 @@ export const nodeConfigSchema = z.strictObject({
   admin: adminSectionSchema.prefault({}),
   join: joinSectionSchema.prefault({}),
   membership: swimConfigSchema.prefault({}),
+  consensus: consensusSectionSchema.prefault({}),
   log: logSectionSchema.prefault({}),
 });
 

@@ -22,6 +22,10 @@ import { JsonLogger } from "./log.ts";
 import { PromMetrics, SWIM_METRIC_NAMES } from "./metrics.ts";
 import { loadNodeIdentity, type NodeIdentity, peerNodeId, tlsOptions } from "./pki.ts";
 import { SqliteStore } from "./store.ts";
+import { FRAME_CONSENSUS, NodeConsensus, RecordSigner } from "./consensus.ts";
+import { operationSchema } from "../core/consensus/envelope.ts";
+import type { Operation } from "../core/consensus/types.ts";
+import type { FramedSocket } from "./framing.ts";
 import { FRAME_PING, FRAME_PONG, PeerStream, StreamPool } from "./streams.ts";
 import { PROTOCOL_MAJOR, runtimeVersion, VERSION } from "./version.ts";
 
@@ -52,6 +56,9 @@ export class MyceliumNode {
   private readonly addrs = new Map<NodeId, string>();
   private readonly streams: StreamPool;
   private readonly streamCounters: Record<string, number> = {};
+  /** The latest inbound stream from each peer: a way back when our own stream is down. */
+  private readonly inbound = new Map<NodeId, FramedSocket>();
+  consensus: NodeConsensus | null = null;
   private readonly startedAt = Date.now();
   private stopping = false;
 
@@ -129,6 +136,13 @@ export class MyceliumNode {
       counters,
       log,
       metrics,
+      {
+        onFrame: (peer, type, body) => node?.onStreamFrame(peer, type, body) ?? false,
+        onOpen: (peer, conn) => node?.inbound.set(peer, conn),
+        onClose: (peer, conn) => {
+          if (node?.inbound.get(peer) === conn) node.inbound.delete(peer);
+        },
+      },
     );
 
     const swim = new Swim({
@@ -169,6 +183,20 @@ export class MyceliumNode {
     });
     Object.assign(node.streamCounters, counters);
     host.guard("start", () => swim.start(host));
+    if (config.consensus.voters.length > 0) {
+      const n = node;
+      node.consensus = new NodeConsensus({
+        self: identity.nodeId,
+        ids: new IdInterner(),
+        config: config.consensus,
+        store,
+        signer: new RecordSigner(identity.keyPem, identity.publicKeyRaw),
+        metrics,
+        log: log.child("consensus"),
+        sendFrame: (to, type, body) => n.sendFrame(to, type, body),
+      });
+      node.consensus.start();
+    }
     node.admin = await startAdmin(node.adminView(), config.admin.bind, config.admin.port);
     log.log("info", "started", {
       nodeId: identity.nodeId,
@@ -218,6 +246,142 @@ export class MyceliumNode {
     this.transport.send(addr, encodeSwim(msg));
   }
 
+  /** A frame on an inbound stream; true if it was ours to handle. */
+  private onStreamFrame(peer: NodeId, type: number, body: Uint8Array): boolean {
+    if (type === FRAME_CONSENSUS && this.consensus) {
+      this.consensus.onFrame(peer, body);
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Sends a frame to a peer over our stream to it, or, while that is down, back over the
+   * peer's own stream to us; false if neither is up (the stream keeps reconnecting).
+   */
+  private sendFrame(to: NodeId, type: number, body: Uint8Array): boolean {
+    if (this.stopping) return false;
+    if (this.streams.get(to).send(type, body)) return true;
+    const back = this.inbound.get(to);
+    if (back && !back.closed) {
+      back.send(type, body);
+      return true;
+    }
+    return false;
+  }
+
+  private async consensusApi(
+    method: string,
+    url: URL,
+    body: string,
+  ): Promise<{ status: number; body: unknown } | null> {
+    const c = this.consensus;
+    if (!c) {
+      return {
+        status: 503,
+        body: { error: "consensus is off on this node (consensus.voters is empty)" },
+      };
+    }
+    const path = url.pathname;
+    const commit = async (op: Operation) => {
+      try {
+        return { ok: true as const, ...(await c.submit(op)) };
+      } catch (e) {
+        return { ok: false as const, error: (e as Error).message };
+      }
+    };
+    if (path.startsWith("/v1/kv/")) {
+      let key: string;
+      try {
+        key = decodeURIComponent(path.slice("/v1/kv/".length));
+      } catch {
+        return { status: 400, body: { error: "the key is not valid percent-encoding" } };
+      }
+      if (key === "" || key.length > 1024) {
+        return { status: 400, body: { error: "the key must be 1 to 1024 characters" } };
+      }
+      if (method === "GET") {
+        if (url.searchParams.get("stale") === "1") {
+          const value = c.state.kv.read(key);
+          return {
+            status: value === null ? 404 : 200,
+            body: { key, value, height: c.tm.committedHeight, stale: true },
+          };
+        }
+        const r = await commit({ kind: "get", key });
+        if (!r.ok) return { status: 504, body: { key, error: r.error } };
+        const value = r.result.value ?? null;
+        return { status: value === null ? 404 : 200, body: { key, value, height: r.height } };
+      }
+      if (method !== "POST" && method !== "PUT") {
+        return { status: 405, body: { error: `method ${method} not allowed` } };
+      }
+      let doc: { value?: unknown; expect?: unknown };
+      try {
+        doc = JSON.parse(body);
+      } catch {
+        return {
+          status: 400,
+          body: {
+            error: 'expected a JSON body {"value": "..."} (and "expect" for compare-and-set)',
+          },
+        };
+      }
+      if (typeof doc?.value !== "string") {
+        return { status: 400, body: { error: "value: expected a string" } };
+      }
+      if ("expect" in doc && doc.expect !== null && typeof doc.expect !== "string") {
+        return { status: 400, body: { error: "expect: expected a string or null" } };
+      }
+      const op: Operation = "expect" in doc
+        ? { kind: "cas", key, expect: doc.expect as string | null, value: doc.value }
+        : { kind: "put", key, value: doc.value };
+      const r = await commit(op);
+      if (!r.ok) return { status: 504, body: { key, error: r.error } };
+      if (!r.result.ok) {
+        return {
+          status: 409,
+          body: { key, ok: false, current: r.result.value ?? null, height: r.height },
+        };
+      }
+      return { status: 200, body: { key, ok: true, height: r.height } };
+    }
+    if (path === "/v1/ops" && method === "POST") {
+      let doc: { op?: unknown };
+      try {
+        doc = JSON.parse(body);
+      } catch {
+        return { status: 400, body: { error: 'expected a JSON body {"op": {...}}' } };
+      }
+      const parsed = operationSchema.safeParse(doc?.op);
+      if (!parsed.success) {
+        const i = parsed.error.issues[0];
+        return { status: 400, body: { error: `op.${i.path.join(".")}: ${i.message}` } };
+      }
+      const r = await commit(parsed.data as Operation);
+      if (!r.ok) return { status: 504, body: { error: r.error } };
+      return { status: r.result.ok ? 200 : 409, body: { height: r.height, result: r.result } };
+    }
+    if (path === "/v1/consensus/status" && method === "GET") {
+      return { status: 200, body: c.status() };
+    }
+    if (path === "/v1/consensus/blocks" && method === "GET") {
+      const from = Number(url.searchParams.get("from") ?? "1");
+      const limit = Math.min(500, Number(url.searchParams.get("limit") ?? "100"));
+      if (!Number.isInteger(from) || from < 1 || !Number.isInteger(limit) || limit < 1) {
+        return { status: 400, body: { error: "from and limit must be positive integers" } };
+      }
+      const blocks = [];
+      for (let h = from; h <= c.tm.committedHeight && blocks.length < limit; h++) {
+        const cb = c.tm.committedBlock(h);
+        if (!cb) break;
+        blocks.push(cb);
+      }
+      return { status: 200, body: { height: c.tm.committedHeight, blocks } };
+    }
+    return null;
+  }
+
   // ---- admin ----
 
   private adminView() {
@@ -242,6 +406,7 @@ export class MyceliumNode {
           return { status: 503, body: { peer, error: (e as Error).message, attempt: s.attempt } };
         }
       },
+      api: (method: string, url: URL, body: string) => this.consensusApi(method, url, body),
       metrics: async () => {
         this.refreshGauges();
         return { contentType: this.metrics.contentType, body: await this.metrics.render() };
@@ -286,6 +451,7 @@ export class MyceliumNode {
         members: counts,
       },
       peers: this.memberList(),
+      consensus: this.consensus?.status() ?? null,
     };
   }
 
@@ -297,6 +463,7 @@ export class MyceliumNode {
     );
     this.metrics.set("mycelium_swim_incarnation", this.swim.incarnation);
     this.metrics.set("mycelium_swim_awareness", this.swim.awareness);
+    this.consensus?.refreshGauges(this.metrics);
     const t = this.transport;
     this.metrics.set("mycelium_datagrams_received", t.received);
     this.metrics.set("mycelium_datagrams_sent", t.sent);
@@ -319,6 +486,7 @@ export class MyceliumNode {
     }
     this.host.guard("stop", () => this.swim.stop());
     this.host.close();
+    this.consensus?.stop();
     this.streams.stopAll();
     await this.transport.close();
     await new Promise<void>((r) => this.tlsServer.close(() => r()));
@@ -344,6 +512,12 @@ function listenStreams(
   counters: Record<string, number>,
   log: JsonLogger,
   metrics: PromMetrics,
+  handlers: {
+    /** A frame other than ping; false if nobody handles its type. */
+    onFrame: (peer: NodeId, type: number, body: Uint8Array) => boolean;
+    onOpen: (peer: NodeId, conn: FramedSocket) => void;
+    onClose: (peer: NodeId, conn: FramedSocket) => void;
+  },
 ): Promise<{ server: tls.Server; address: string }> {
   // Node cuts a peer that never finishes its handshake after handshakeTimeout. Deno 2.9's
   // node:tls does not: after a failed handshake it leaves the TCP connection open until the
@@ -357,15 +531,19 @@ function listenStreams(
       idleTimeoutMs: 120_000,
       onFrame: (type, body) => {
         if (type === FRAME_PING) conn.send(FRAME_PONG, body);
-        else throw new FrameError("garbage", `unexpected frame type ${type}`);
+        else if (peer === null || !handlers.onFrame(peer, type, body.slice())) {
+          throw new FrameError("garbage", `unexpected frame type ${type}`);
+        }
       },
       onClose: (reason) => {
+        if (peer !== null) handlers.onClose(peer, conn);
         if (reason !== "end") {
           metrics.inc("mycelium_stream_closed_total", 1, { reason });
           log.log("warn", "stream_closed", { peer, reason });
         }
       },
     });
+    if (peer !== null) handlers.onOpen(peer, conn);
   });
   // A peer of another network (other CA) fails here, before any byte of ours is read.
   server.on("tlsClientError", (err) => {

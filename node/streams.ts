@@ -1,8 +1,8 @@
 /**
  * Outbound mutual-TLS streams to peers, one per peer, kept up with exponential backoff and
  * jitter (backoff.ts). The server side is the node's TLS listener. Frames are the
- * length-prefixed frames of framing.ts; for now a stream carries ping/pong, later protocols
- * (consensus, replication) add their frame types.
+ * length-prefixed frames of framing.ts: ping/pong here, consensus frames (consensus.ts) and
+ * later protocols add theirs.
  */
 import tls from "node:tls";
 import type { Logger, Metrics } from "../core/host.ts";
@@ -96,6 +96,13 @@ export class PeerStream {
         reject(e);
       });
     });
+  }
+
+  /** Sends one frame if connected now; false otherwise (the caller's protocol retransmits). */
+  send(type: number, body: Uint8Array): boolean {
+    if (!this.connected) return false;
+    this.conn!.send(type, body);
+    return true;
   }
 
   /** Round trip of a ping over the stream, in ms; rejects if not connected in time. */

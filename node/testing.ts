@@ -107,6 +107,20 @@ export class NodeProcess {
     return { status: res.status, body: await res.text() };
   }
 
+  /** A request with a JSON body (the client API). */
+  async send(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: string }> {
+    const res = await fetch(`http://${this.addresses!.admin}${path}`, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.text() };
+  }
+
   async json<T = unknown>(path: string): Promise<T> {
     return JSON.parse((await this.get(path)).body) as T;
   }

@@ -159,6 +159,11 @@ export class KvStore {
     return !this.#ids.has(idKey(op.client, op.id));
   }
 
+  /** The highest seq applied for `client` (undefined: none yet). */
+  sessionSeq(client: string): number | undefined {
+    return this.#sessions.get(client)?.seq;
+  }
+
   /** The recorded result of the client's op `seq`, if it is the client's last applied op. */
   sessionResult(client: string, seq: number): KvResult | undefined {
     const s = this.#sessions.get(client);
