@@ -77,14 +77,22 @@ Deno.test({
         const got = await procs[2].send("GET", "/v1/kv/greeting");
         assert.equal(got.status, 200, got.body);
         assert.equal(JSON.parse(got.body).value, "hello");
-        const conflict = await procs[3].send("POST", "/v1/kv/greeting", { expect: "nope", value: "x" });
+        const conflict = await procs[3].send("POST", "/v1/kv/greeting", {
+          expect: "nope",
+          value: "x",
+        });
         assert.equal(conflict.status, 409, conflict.body);
         assert.equal(JSON.parse(conflict.body).current, "hello");
-        const swapped = await procs[3].send("POST", "/v1/kv/greeting", { expect: "hello", value: "hi" });
+        const swapped = await procs[3].send("POST", "/v1/kv/greeting", {
+          expect: "hello",
+          value: "hi",
+        });
         assert.equal(swapped.status, 200, swapped.body);
         assert.equal(JSON.parse((await procs[0].send("GET", "/v1/kv/greeting")).body).value, "hi");
         assert.equal((await procs[0].send("GET", "/v1/kv/absent")).status, 404);
-        const op = await procs[0].send("POST", "/v1/ops", { op: { kind: "config.set", key: "k", value: "v" } });
+        const op = await procs[0].send("POST", "/v1/ops", {
+          op: { kind: "config.set", key: "k", value: "v" },
+        });
         assert.equal(op.status, 200, op.body);
         const bad = await procs[0].send("POST", "/v1/ops", { op: { kind: "config.set", key: 5 } });
         assert.equal(bad.status, 400);
@@ -98,41 +106,61 @@ Deno.test({
         assert.match(metrics, /mycelium_trust_score\{node="[0-9a-f]{32}"\} 0\.9/);
       });
 
-      await t.step("kill -9 of a voter under closed-loop load: no acknowledged write is lost", async () => {
-        const acked = new Map<string, number>(); // key -> highest acknowledged seq
-        let stop = false;
-        const live = [0, 1, 2];
-        const clients = [...Array(8).keys()].map(async (k) => {
-          let seq = 0;
-          while (!stop) {
-            const target = procs[live[k % live.length]];
-            const r = await target.send("POST", `/v1/kv/client-${k}`, { value: String(seq + 1) })
-              .catch(() => ({ status: 0, body: "" }));
-            if (r.status === 200) acked.set(`client-${k}`, ++seq);
-            else if (r.status !== 504 && r.status !== 0) assert.fail(`unexpected ${r.status}: ${r.body}`);
+      await t.step(
+        "kill -9 of a voter under closed-loop load: no acknowledged write is lost",
+        async () => {
+          const acked = new Map<string, number>(); // key -> highest acknowledged seq
+          let stop = false;
+          const live = [0, 1, 2];
+          const clients = [...Array(8).keys()].map(async (k) => {
+            let seq = 0;
+            while (!stop) {
+              const target = procs[live[k % live.length]];
+              const r = await target.send("POST", `/v1/kv/client-${k}`, { value: String(seq + 1) })
+                .catch(() => ({ status: 0, body: "" }));
+              if (r.status === 200) acked.set(`client-${k}`, ++seq);
+              else if (r.status !== 504 && r.status !== 0) {
+                assert.fail(`unexpected ${r.status}: ${r.body}`);
+              }
+            }
+          });
+          await new Promise((r) => setTimeout(r, 1500));
+          procs[3].kill("SIGKILL");
+          await procs[3].exited;
+          await new Promise((r) => setTimeout(r, 2500));
+          // Restart the killed voter with its data directory (its durable log and signed votes).
+          procs[3] = new NodeProcess(
+            "v3",
+            c.dataDirs[3],
+            nodeEnv(c.dataDirs[3], [c.seed], c.extra),
+            BINARY,
+          );
+          await procs[3].ready();
+          await new Promise((r) => setTimeout(r, 1500));
+          stop = true;
+          await Promise.all(clients);
+          assert.ok(
+            acked.size === 8 && [...acked.values()].every((s) => s > 3),
+            JSON.stringify([...acked]),
+          );
+          const top = await height(procs[0]);
+          await until(
+            "the restarted voter catches up",
+            30_000,
+            async () => (await height(procs[3])) >= top,
+          );
+          for (const [key, seq] of acked) {
+            for (const p of procs) {
+              const r = JSON.parse((await p.send("GET", `/v1/kv/${key}`)).body);
+              // The last acknowledged write is there (a later unacknowledged one may be too).
+              assert.ok(
+                Number(r.value) >= seq,
+                `${p.name}: ${key} = ${r.value}, acknowledged ${seq}`,
+              );
+            }
           }
-        });
-        await new Promise((r) => setTimeout(r, 1500));
-        procs[3].kill("SIGKILL");
-        await procs[3].exited;
-        await new Promise((r) => setTimeout(r, 2500));
-        // Restart the killed voter with its data directory (its durable log and signed votes).
-        procs[3] = new NodeProcess("v3", c.dataDirs[3], nodeEnv(c.dataDirs[3], [c.seed], c.extra), BINARY);
-        await procs[3].ready();
-        await new Promise((r) => setTimeout(r, 1500));
-        stop = true;
-        await Promise.all(clients);
-        assert.ok(acked.size === 8 && [...acked.values()].every((s) => s > 3), JSON.stringify([...acked]));
-        const top = await height(procs[0]);
-        await until("the restarted voter catches up", 30_000, async () => (await height(procs[3])) >= top);
-        for (const [key, seq] of acked) {
-          for (const p of procs) {
-            const r = JSON.parse((await p.send("GET", `/v1/kv/${key}`)).body);
-            // The last acknowledged write is there (a later unacknowledged one may be too).
-            assert.ok(Number(r.value) >= seq, `${p.name}: ${key} = ${r.value}, acknowledged ${seq}`);
-          }
-        }
-      });
+        },
+      );
     } finally {
       for (const p of procs) p.kill("SIGKILL");
       await Promise.all(procs.map((p) => p.exited.catch(() => undefined)));
