@@ -38,7 +38,11 @@ export interface CheckInput {
 }
 
 /** Every declared fault (or workload operation) must have taken effect at least once. */
-function firedCheck(name: string, accounts: readonly FaultAccount[], what: string): CheckResult {
+export function firedCheck(
+  name: string,
+  accounts: readonly FaultAccount[],
+  what: string,
+): CheckResult {
   const idle = accounts.filter((a) => a.fired === 0);
   return {
     name,

@@ -237,6 +237,28 @@ async function runConsensus(
   return 0;
 }
 
+/** The recorded events around event K of a replay (membership and consensus alike). */
+function printReplayWindow(
+  name: string,
+  seed: number,
+  event: number,
+  window: number,
+  events: ReadonlyArray<{ index: number; t: number; kind: string; node: string; detail: string }>,
+): void {
+  console.log(
+    `replay of ${name}, seed ${seed}: events ${Math.max(1, event - window)}..${event + window}`,
+  );
+  for (const e of events) {
+    if (e.index < event - window) continue;
+    const mark = e.index === event ? ">>" : "  ";
+    console.log(
+      `${mark} #${e.index}  t=${e.t.toFixed(3)} ms  ${e.kind.padEnd(8)} ${
+        e.node.padEnd(16)
+      } ${e.detail}`,
+    );
+  }
+}
+
 async function replayCommandRun(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -269,20 +291,7 @@ async function replayCommandRun(args: string[]): Promise<number> {
   }
   const sim = build(scenario, { seed, recordLast: 2 * window + 1, stopAtEvent: event + window });
   sim.run();
-  console.log(
-    `replay of ${scenario.name}, seed ${seed}: events ${Math.max(1, event - window)}..${
-      event + window
-    }`,
-  );
-  for (const e of sim.recentEvents()) {
-    if (e.index < event - window) continue;
-    const mark = e.index === event ? ">>" : "  ";
-    console.log(
-      `${mark} #${e.index}  t=${e.t.toFixed(3)} ms  ${e.kind.padEnd(8)} ${
-        e.node.padEnd(16)
-      } ${e.detail}`,
-    );
-  }
+  printReplayWindow(scenario.name, seed, event, window, sim.recentEvents());
   console.log(`\nreached event ${sim.engine.events}, trace hash so far ${sim.engine.traceHash()}`);
   if (sim.violation) {
     console.log(
@@ -318,20 +327,7 @@ function replayConsensus(
     throw e;
   }
   sim.run();
-  console.log(
-    `replay of ${scenario.name}, seed ${seed}: events ${Math.max(1, event - window)}..${
-      event + window
-    }`,
-  );
-  for (const e of sim.recentEvents()) {
-    if (e.index < event - window) continue;
-    const mark = e.index === event ? ">>" : "  ";
-    console.log(
-      `${mark} #${e.index}  t=${e.t.toFixed(3)} ms  ${e.kind.padEnd(8)} ${
-        e.node.padEnd(16)
-      } ${e.detail}`,
-    );
-  }
+  printReplayWindow(scenario.name, seed, event, window, sim.recentEvents());
   console.log(`\nat event ${sim.events}:`);
   for (const line of sim.positions()) console.log(`  ${line}`);
   if (sim.violation) {

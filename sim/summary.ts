@@ -47,7 +47,8 @@ export interface MembershipMetrics {
   counters: Record<string, number>;
 }
 
-export interface Summary {
+/** summary.json: the same shape for every run; `M` is the protocol's headline metrics. */
+export interface Summary<M = { membership: MembershipMetrics }> {
   scenario: string;
   scenarioFile: string;
   seed: number;
@@ -61,7 +62,7 @@ export interface Summary {
   checks: CheckResult[];
   faults: Array<{ name: string; type: string; at: number; declared: number; fired: number }>;
   workload: Array<{ name: string; type: string; at: number; declared: number; fired: number }>;
-  metrics: { membership: MembershipMetrics };
+  metrics: M;
   replay: string;
 }
 
@@ -142,9 +143,10 @@ export function buildSummary(
   };
 }
 
-const csvCell = (v: number | string | null) =>
+export const csvCell = (v: number | string | null) =>
   v === null ? "" : typeof v === "number" ? String(Math.round(v * 1000) / 1000) : v;
-const csv = (header: string[], rows: Array<Array<number | string | null>>) =>
+/** A CSV file's text: a header row, then plain fields (numbers rounded to 3 decimals). */
+export const csv = (header: string[], rows: Array<Array<number | string | null>>) =>
   [header.join(","), ...rows.map((r) => r.map(csvCell).join(","))].join("\n") + "\n";
 
 /** Writes summary.json and the CSVs the notebooks read (see notebooks/README.md). */
@@ -191,8 +193,17 @@ export async function writeOutputs(dir: string, sim: RunView, summary: Summary):
     // Last: its presence means the run directory is complete.
     "summary.json": JSON.stringify(summary, null, 2) + "\n",
   };
-  // Write each file completely to a temporary name, then rename: a crash never leaves a
-  // half-written summary behind.
+  await writeFilesAtomically(dir, files);
+}
+
+/**
+ * Writes each file completely to a temporary name, then renames it, in the given order (put
+ * summary.json last): a crash never leaves a half-written file behind.
+ */
+export async function writeFilesAtomically(
+  dir: string,
+  files: Record<string, string>,
+): Promise<void> {
   for (const [file, text] of Object.entries(files)) {
     const tmp = join(dir, `.${file}.tmp`);
     await Deno.writeTextFile(tmp, text);

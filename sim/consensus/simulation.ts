@@ -27,7 +27,7 @@ import {
   type Vote,
   votePayload,
 } from "../../core/consensus/types.ts";
-import { type CheckResult, declared, type FaultAccount } from "../checks.ts";
+import { type CheckResult, declared, type FaultAccount, firedCheck } from "../checks.ts";
 import { Engine } from "../engine.ts";
 import { scheduleFaults } from "../fault_schedule.ts";
 import { NetworkModel } from "../network.ts";
@@ -921,14 +921,7 @@ export class ConsensusSimulation {
         } ms)`,
       });
     }
-    const idle = this.faults.filter((a) => a.fired === 0);
-    out.push({
-      name: "faults.fired",
-      ok: idle.length === 0,
-      detail: idle.length === 0
-        ? `all ${this.faults.length} declared faults took effect`
-        : `declared but never took effect: ${idle.map((a) => a.name).join(", ")}`,
-    });
+    out.push(firedCheck("faults.fired", this.faults, "declared faults"));
     for (const c of this.scenario.checks) {
       if (this.violation?.check === c.type) continue;
       switch (c.type) {

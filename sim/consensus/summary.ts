@@ -3,29 +3,12 @@
  * a membership run (scenario, seed, trace hash, times, events, checks, faults, workload,
  * replay), with `metrics.consensus` in place of `metrics.membership`.
  */
-import { join } from "node:path";
-import { replayCommand } from "../summary.ts";
+import { csv, replayCommand, type Summary, writeFilesAtomically } from "../summary.ts";
 import type { ConsensusSimulation } from "./simulation.ts";
 
 export type ConsensusMetrics = ReturnType<ConsensusSimulation["metricsSummary"]>;
 
-export interface ConsensusSummary {
-  scenario: string;
-  scenarioFile: string;
-  seed: number;
-  traceHash: string;
-  virtualMs: number;
-  wallMs: number;
-  events: number;
-  eventsPerSec: number;
-  peakRssBytes: number;
-  ok: boolean;
-  checks: Array<{ name: string; ok: boolean; detail: string }>;
-  faults: Array<{ name: string; type: string; at: number; declared: number; fired: number }>;
-  workload: Array<{ name: string; type: string; at: number; declared: number; fired: number }>;
-  metrics: { consensus: ConsensusMetrics };
-  replay: string;
-}
+export type ConsensusSummary = Summary<{ consensus: ConsensusMetrics }>;
 
 export function buildConsensusSummary(
   sim: ConsensusSimulation,
@@ -50,11 +33,6 @@ export function buildConsensusSummary(
     replay: replayCommand(opts.scenarioFile, sim.seed, opts.sets, sim.violation?.event),
   };
 }
-
-const cell = (v: number | string | null) =>
-  v === null ? "" : typeof v === "number" ? String(Math.round(v * 1000) / 1000) : v;
-const csv = (header: string[], rows: Array<Array<number | string | null>>) =>
-  [header.join(","), ...rows.map((r) => r.map(cell).join(","))].join("\n") + "\n";
 
 /** summary.json (written last), trust.csv, heights.csv, ops.csv, nodes.csv. */
 export async function writeConsensusOutputs(
@@ -92,11 +70,7 @@ export async function writeConsensusOutputs(
     ),
     "summary.json": JSON.stringify(summary, null, 2) + "\n",
   };
-  for (const [file, text] of Object.entries(files)) {
-    const tmp = join(dir, `.${file}.tmp`);
-    await Deno.writeTextFile(tmp, text);
-    await Deno.rename(tmp, join(dir, file));
-  }
+  await writeFilesAtomically(dir, files);
 }
 
 const ms = (v: number | null) =>
