@@ -196,6 +196,22 @@ export function trustDynamicsProblems(
   return problems;
 }
 
+/** The trust-bounds check on one replica: every score in [0, 1], every excluded node at 0. */
+export function trustBoundsProblems(
+  st: Pick<ReplicatedState, "trust" | "excluded">,
+  name: (id: NodeId) => string,
+): string[] {
+  const problems: string[] = [];
+  for (const [id, score] of st.trust.snapshot()) {
+    if (!(score >= 0 && score <= 1)) problems.push(`${name(id)} has trust ${score}`);
+  }
+  for (const [id] of st.excluded) {
+    const t = st.trust.get(id);
+    if (t !== 0) problems.push(`${name(id)} excluded with trust ${t}`);
+  }
+  return problems;
+}
+
 /** The honest result of a commit-reveal task: a deterministic function of its input. */
 export function taskResult(input: string): string {
   let h = 2166136261;
@@ -992,15 +1008,8 @@ export class ConsensusSimulation {
   private trustBoundsCheck(): CheckResult {
     const problems: string[] = [];
     for (const n of this.instances) {
-      const st = n.state;
-      if (!st || !n.correct) continue;
-      for (const [id, score] of st.trust.snapshot()) {
-        if (!(score >= 0 && score <= 1)) problems.push(`${this.name(id)} has trust ${score}`);
-      }
-      for (const [id] of st.excluded) {
-        if (st.trust.get(id) !== 0) {
-          problems.push(`${this.name(id)} excluded with trust ${st.trust.get(id)}`);
-        }
+      if (n.state && n.correct) {
+        problems.push(...trustBoundsProblems(n.state, (id) => this.name(id)));
       }
     }
     return {

@@ -6,7 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { BYZANTINE_BEHAVIOURS, parseScenario, type ScenarioInput } from "../scenario.ts";
-import { ConsensusSimulation, trustDynamicsProblems } from "./simulation.ts";
+import { ConsensusSimulation, trustBoundsProblems, trustDynamicsProblems } from "./simulation.ts";
+import { TrustTable } from "../../core/consensus/trust.ts";
+import { asNodeId } from "../../core/ids.ts";
 import { twinsSweep } from "./twins.ts";
 
 const SAFETY = [
@@ -191,4 +193,17 @@ Deno.test("consensus sim: membership checks in a consensus scenario are rejected
     () => new ConsensusSimulation(scenario({ checks: [{ type: "membership.converged" }] })),
     /checks\[0\].*membership protocol/,
   );
+});
+
+Deno.test("trust bounds: the check fires on an excluded node above 0", () => {
+  const a = asNodeId("a".repeat(32)), b = asNodeId("b".repeat(32));
+  const trust = new TrustTable();
+  trust.setGenesis([a, b]);
+  const excluded = new Map([[a, 3]]);
+  trust.slash(a);
+  assert.deepEqual(trustBoundsProblems({ trust, excluded }, (id) => id.slice(0, 1)), []);
+  trust.applyDelta(a, "correct"); // the bug this check caught once: a verdict revived it
+  const problems = trustBoundsProblems({ trust, excluded }, (id) => id.slice(0, 1));
+  assert.equal(problems.length, 1);
+  assert.match(problems[0], /a excluded with trust 0\.01/);
 });
