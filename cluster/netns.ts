@@ -219,15 +219,19 @@ ${rules.join("\n")}
     if (!/^[a-z][a-z0-9]{0,7}$/.test(prefix)) {
       throw new NetnsError(`bad prefix "${prefix}": 1-8 lowercase letters and digits`);
     }
-    const subnet = opts.subnet ?? await freeSubnet();
-    const lab = new NetnsLab(prefix, subnet, n);
-    try {
-      await lab.build();
-    } catch (e) {
-      await lab.close().catch(() => undefined);
-      throw e;
+    // A subnet is reserved by a file created exclusively, so parallel labs never pick the
+    // same one; a clash with something else on the machine moves on to another subnet.
+    for (let attempt = 1;; attempt++) {
+      const subnet = opts.subnet ?? await reserveSubnet();
+      const lab = new NetnsLab(prefix, subnet, n);
+      try {
+        await lab.build();
+        return lab;
+      } catch (e) {
+        await lab.close().catch(() => undefined);
+        if (!(e instanceof SubnetClash) || opts.subnet !== undefined || attempt >= 5) throw e;
+      }
     }
-    return lab;
   }
 
   private async build(): Promise<void> {
@@ -240,7 +244,7 @@ ${rules.join("\n")}
     const clash = (await run(["ip", "-4", "-o", "addr", "show"])).split("\n")
       .filter((l) => l.includes(` 10.213.${this.subnet}.`) && !l.includes(` ${br} `));
     if (clash.length > 0) {
-      throw new NetnsError(`10.213.${this.subnet}.0/24 is already in use: ${clash[0].trim()}`);
+      throw new SubnetClash(`10.213.${this.subnet}.0/24 is already in use: ${clash[0].trim()}`);
     }
     await run(["ip", "link", "set", br, "up"]);
     // Input rules run after NAT (priority 200 > srcnat 100), so a reply relayed on a
@@ -274,6 +278,7 @@ ${rules.join("\n")}
     await Promise.all(this.namespaces.map((ns) => tryRun(["ip", "netns", "del", ns])));
     await tryRun(["ip", "link", "del", this.bridge]);
     await Deno.remove(`${OWNER_DIR}/${this.prefix}`).catch(() => undefined);
+    await releaseSubnet(this.subnet);
     const left = await leftovers(this.prefix);
     if (left.length > 0) {
       throw new NetnsError(`lab ${this.prefix} left behind: ${left.join(", ")}`);
@@ -513,11 +518,36 @@ async function usedSubnets(): Promise<Set<number>> {
   return used;
 }
 
-async function freeSubnet(): Promise<number> {
+class SubnetClash extends NetnsError {}
+
+const subnetFile = (subnet: number) => `${OWNER_DIR}/subnet-${subnet}`;
+
+/**
+ * Picks an unused 10.213.X.0/24 and reserves it with an exclusively created owner file
+ * (holding this process's pid); a reservation whose owner process is gone is taken over.
+ */
+async function reserveSubnet(): Promise<number> {
+  await Deno.mkdir(OWNER_DIR, { recursive: true });
   const used = await usedSubnets();
   const free = [...Array(253).keys()].map((x) => x + 1).filter((x) => !used.has(x));
-  if (free.length === 0) throw new NetnsError("no free 10.213.X.0/24 subnet");
-  return free[crypto.getRandomValues(new Uint32Array(1))[0] % free.length];
+  const start = crypto.getRandomValues(new Uint32Array(1))[0];
+  for (let k = 0; k < free.length; k++) {
+    const subnet = free[(start + k) % free.length];
+    try {
+      await Deno.writeTextFile(subnetFile(subnet), `${Deno.pid}\n`, { createNew: true });
+      return subnet;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      const owner = Number((await Deno.readTextFile(subnetFile(subnet)).catch(() => "")).trim());
+      if (owner > 0 && !pidAlive(owner)) await Deno.remove(subnetFile(subnet)).catch(() => {});
+    }
+  }
+  throw new NetnsError("no free 10.213.X.0/24 subnet");
+}
+
+async function releaseSubnet(subnet: number): Promise<void> {
+  const owner = (await Deno.readTextFile(subnetFile(subnet)).catch(() => "")).trim();
+  if (owner === String(Deno.pid)) await Deno.remove(subnetFile(subnet)).catch(() => {});
 }
 
 /** Namespaces and links of a lab still present. */
@@ -569,6 +599,19 @@ export async function cleanupStale(prefix?: string): Promise<string[]> {
     }
     await Deno.remove(`${OWNER_DIR}/${p}`).catch(() => undefined);
     removed.push(...left);
+  }
+  if (prefix === undefined) {
+    const entries: Deno.DirEntry[] = [];
+    try {
+      for await (const e of Deno.readDir(OWNER_DIR)) entries.push(e);
+    } catch { /* no owner directory yet */ }
+    for (const e of entries) {
+      if (!e.name.startsWith("subnet-")) continue;
+      const owner = Number(
+        (await Deno.readTextFile(`${OWNER_DIR}/${e.name}`).catch(() => "")).trim(),
+      );
+      if (!pidAlive(owner)) await Deno.remove(`${OWNER_DIR}/${e.name}`).catch(() => {});
+    }
   }
   return removed;
 }
