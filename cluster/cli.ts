@@ -7,7 +7,14 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { MyceliumError } from "../core/errors.ts";
 import { loadScenarioFile } from "../sim/scenario.ts";
-import { buildSummary, formatSummary, writeOutputs } from "../sim/summary.ts";
+import {
+  buildSummary,
+  csv,
+  formatSummary,
+  writeFilesAtomically,
+  writeOutputs,
+} from "../sim/summary.ts";
+import { type ConsensusSummary, formatConsensusSummary } from "../sim/consensus/summary.ts";
 import { NetnsError, netnsUnavailable } from "./netns.ts";
 import { RealCluster } from "./runner.ts";
 
@@ -148,8 +155,37 @@ async function run(args: string[]): Promise<number> {
     summary.replay = `deno task cluster run ${file}${
       sets.map((s) => ` --set ${JSON.stringify(s)}`).join("")
     }`;
+    const consensus = cluster.consensus;
+    if (consensus) {
+      (summary.metrics as Record<string, unknown>).consensus = consensus.metricsSummary(
+        cluster.virtualMs,
+        (name) => cluster.counterSum(name),
+      );
+      await writeFilesAtomically(out, {
+        "ops.csv": csv(
+          ["client", "op", "key", "invoke_ms", "complete_ms", "latency_ms", "ok"],
+          consensus.history.map((e) => [
+            e.client,
+            e.op,
+            e.key,
+            Math.round(e.invoke),
+            e.complete === null ? null : Math.round(e.complete),
+            e.complete === null ? null : Math.round(e.complete - e.invoke),
+            e.result ? String(e.result.ok) : "",
+          ]),
+        ),
+        "heights.csv": csv(
+          ["t_ms", "height", "ops_committed"],
+          consensus.heightSamples.map((r) => [Math.round(r.t), r.height, r.ops]),
+        ),
+      });
+    }
     await writeOutputs(out, cluster, summary);
-    console.log(formatSummary(summary));
+    console.log(
+      consensus
+        ? formatConsensusSummary(summary as unknown as ConsensusSummary)
+        : formatSummary(summary),
+    );
     const formed = cluster.observer.formationAt;
     if (formed !== null) {
       const after = Math.max(0, formed - cluster.lastInitialReadyMs) / 1000;

@@ -31,6 +31,7 @@ import { createTestNetwork, type MemberView, nodeEnv, NodeProcess } from "../nod
 import { type LinkRule, NetworkModel } from "../sim/network.ts";
 import { NetnsLab, netnsUnavailable, RELAY_MAX_NODES, type RuleHandle } from "./netns.ts";
 import { DelayRelay } from "./relay.ts";
+import { ClusterConsensus, consensusUnsupported } from "./consensus_load.ts";
 
 /** More processes than this would not be a fair test on a 2-core machine. */
 export const MAX_CLUSTER_NODES = 32;
@@ -74,6 +75,7 @@ export function unsupportedFeatures(s: Scenario, opts: { netns?: boolean } = {})
     out.push("signatures.verifyCostUs: real nodes pay the real cost of their signatures");
   }
   if (s.outputs.trace) out.push("outputs.trace: real nodes keep no message trace");
+  out.push(...consensusUnsupported(s));
   const n = s.nodes.reduce((a, g) => a + g.count, 0);
   if (n > MAX_CLUSTER_NODES) {
     out.push(`nodes: ${n} processes, at most ${MAX_CLUSTER_NODES} on one machine`);
@@ -129,6 +131,8 @@ interface ClusterNode extends NodeInfo {
   msgsSent: number;
   /** Counter baselines of the current process life (its counters restart at 0). */
   base: { bytesSent: number; bytesReceived: number; msgsSent: number };
+  /** The last /metrics scrape of this node. */
+  metricsBody: string;
   lives: NodeProcess[];
 }
 
@@ -183,6 +187,8 @@ export class RealCluster implements RunView {
   private readonly active = new Set<ActiveFault>();
   private readonly partitions: Array<{ groupOf: Int32Array; healedAt: number | null }> = [];
   private readonly partitionGraceMs: number;
+  /** Consensus scenarios: voters, HTTP clients and the consensus checkers (else null). */
+  readonly consensus: ClusterConsensus | null;
 
   constructor(scenario: Scenario, private readonly opts: ClusterOptions) {
     this.netns = opts.netns ?? netnsUnavailable() === null;
@@ -223,6 +229,7 @@ export class RealCluster implements RunView {
           bytesReceived: 0,
           msgsSent: 0,
           base: { bytesSent: 0, bytesReceived: 0, msgsSent: 0 },
+          metricsBody: "",
           lives: [],
         });
       }
@@ -262,6 +269,9 @@ export class RealCluster implements RunView {
       end = Math.max(end, w.at + scenario.protocol.membership.leavePropagateMs);
     });
     this.lastFaultEnd = end;
+    this.consensus = scenario.consensus
+      ? new ClusterConsensus(scenario, this.nodes, () => this.now())
+      : null;
     this.observer = new MembershipObserver(
       this.nodes.length,
       this.nodes.filter((n) => !n.isJoiner).length,
@@ -304,6 +314,7 @@ export class RealCluster implements RunView {
       const dataDir = await net.node(n.name);
       await Deno.rename(dataDir, n.dataDir);
     }
+    await this.consensus?.prepare();
   }
 
   private env(n: ClusterNode, seeds: string[]): Record<string, string> {
@@ -312,6 +323,7 @@ export class RealCluster implements RunView {
       extra[`MYCELIUM_MEMBERSHIP_${envName(k)}`] = String(v);
     }
     extra.MYCELIUM_NODE_TIER = n.tier;
+    if (this.consensus) Object.assign(extra, this.consensus.env());
     if (this.lab) {
       // Every node has an address of its own: the well-known ports, which the relay's
       // steering rules match.
@@ -619,6 +631,7 @@ export class RealCluster implements RunView {
       n.bytesSent = n.base.bytesSent + num("mycelium_datagram_bytes_sent");
       n.bytesReceived = n.base.bytesReceived + num("mycelium_datagram_bytes_received");
       n.msgsSent = n.base.msgsSent + num("mycelium_datagrams_sent");
+      n.metricsBody = body;
       return body;
     } catch {
       return null;
@@ -631,6 +644,7 @@ export class RealCluster implements RunView {
   private async sample(): Promise<void> {
     await Promise.all(this.nodes.filter((n) => n.up).map((n) => this.scrape(n)));
     const o = this.observer;
+    this.consensus?.sample(this.now());
     const secs = this.scenario.outputs.sampleInterval / 1000;
     this.samples.push({
       t: this.now(),
@@ -698,12 +712,14 @@ export class RealCluster implements RunView {
     for (const n of seeds) await this.startNode(n);
     for (const n of this.nodes) if (!seeds.includes(n)) this.at(n.startAt, () => this.startNode(n));
     this.scheduleFaults();
+    this.consensus?.startClients();
     const duration = this.scenario.duration;
     const pollMs = this.opts.pollMs ?? 250;
     const every = this.scenario.outputs.sampleInterval;
     let nextSample = every;
     while (this.now() < duration && !this.violation) {
       await this.poll();
+      await this.consensus?.poll();
       if (this.now() >= nextSample) {
         await this.sample();
         nextSample += every;
@@ -713,6 +729,8 @@ export class RealCluster implements RunView {
     }
     for (const t of this.timers) clearTimeout(t);
     await Promise.all(this.pending);
+    await this.consensus?.stop();
+    await this.consensus?.poll();
     // Link faults still in force end with the run; their drop counters are their firings.
     for (const a of [...this.active]) await this.heal(a).catch((e) => console.error(`${e}`));
     this.virtualMs = this.now();
@@ -763,7 +781,21 @@ export class RealCluster implements RunView {
     if (!r) return {};
     return Object.fromEntries(Object.entries(r).map(([k, v]) => [`relay.${k}`, v]));
   }
+  /** A counter summed over every node's last /metrics scrape (all label sets). */
+  counterSum(name: string): number {
+    let sum = 0;
+    const re = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "gm");
+    for (const n of this.nodes) for (const m of n.metricsBody.matchAll(re)) sum += Number(m[1]);
+    return sum;
+  }
+
   evaluateChecks(): CheckResult[] {
-    return evaluateChecks(this);
+    const out = evaluateChecks(this);
+    if (this.consensus) {
+      const metrics = this.nodes.filter((n) => n.metricsBody !== "")
+        .map((n) => ({ name: n.name, body: n.metricsBody }));
+      out.push(...this.consensus.evaluateChecks(this.lastFaultEnd, this.virtualMs, metrics));
+    }
+    return out;
   }
 }

@@ -1,7 +1,7 @@
 /** The real cluster runner: what it refuses, and a short real run with the simulator's shape. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseScenario } from "../sim/scenario.ts";
+import { loadScenarioFile, parseScenario } from "../sim/scenario.ts";
 import { runScript } from "../sim/testing.ts";
 import { leftovers, netnsUnavailable } from "./netns.ts";
 import { relayReasons, unsupportedFeatures } from "./runner.ts";
@@ -227,6 +227,75 @@ Deno.test({
       assert.equal(relay["relay.strays"], 0);
       assert.ok(a.faults[0].fired > 0, JSON.stringify(a.faults));
       assert.equal(a.metrics.membership.detection.count, 1);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("consensus scenarios: Byzantine nodes, twins and commit-reveal tasks are named as simulator-only", async () => {
+  for (
+    const [file, want] of [
+      ["scenarios/consensus-n4.yaml", /consensus\.tasks[\s\S]*trust-dynamics/],
+      ["scenarios/consensus-byz-double-vote.yaml", /consensus\.byzantine/],
+      ["scenarios/consensus-n4-twins.yaml", /consensus\.twins/],
+    ] as const
+  ) {
+    const s = await loadScenarioFile(file);
+    assert.match(unsupportedFeatures(s, { netns: true }).join("\n"), want, file);
+  }
+  const ok = await loadScenarioFile("scenarios/consensus-crash-restart.yaml");
+  assert.deepEqual(unsupportedFeatures(ok), []);
+});
+
+Deno.test({
+  name: "cluster run: consensus on 7 real voters under HTTP load, kill -9 and restart; " +
+    "the simulator's consensus checks and summary shape",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const sets = [
+        "duration=24s",
+        "faults[0].at=4s",
+        "faults[0].restartAfter=4s",
+        "faults[1].at=11s",
+        "faults[1].restartAfter=3s",
+      ];
+      const setArgs = sets.flatMap((s) => ["--set", s]);
+      const file = "scenarios/consensus-crash-restart.yaml";
+      const real = await cli(CLI, [
+        "run",
+        file,
+        "--no-netns",
+        "--out",
+        join(dir, "real"),
+        ...setArgs,
+      ]);
+      assert.equal(real.code, 0, real.stdout + real.stderr);
+      const sim = await cli(SIM_CLI, [
+        "run",
+        file,
+        "--out",
+        join(dir, "sim"),
+        "--quiet",
+        ...setArgs,
+      ]);
+      assert.equal(sim.code, 0, sim.stderr);
+      const a = JSON.parse(await Deno.readTextFile(join(dir, "real", "summary.json")));
+      const b = JSON.parse(await Deno.readTextFile(join(dir, "sim", "summary.json")));
+      assert.deepEqual(
+        a.checks.map((c: { name: string }) => c.name),
+        b.checks.map((c: { name: string }) => c.name),
+      );
+      assert.ok(a.checks.every((c: { ok: boolean }) => c.ok), JSON.stringify(a.checks));
+      for (const k of Object.keys(b.metrics.consensus)) {
+        assert.ok(k in a.metrics.consensus, `metrics.consensus.${k} missing from the real run`);
+      }
+      assert.ok(a.metrics.consensus.heights > 0 && a.metrics.consensus.committedOps > 0);
+      const ops = await Deno.readTextFile(join(dir, "real", "ops.csv"));
+      assert.ok(ops.split("\n").length > 10, "ops.csv holds the client history");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

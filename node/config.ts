@@ -104,6 +104,22 @@ export const streamsSectionSchema = z.strictObject({
       return `maxMs (${r.maxMs}) is below baseMs (${r.baseMs})`;
     },
   }).prefault({}),
+  heartbeat: z.strictObject({
+    intervalMs: z.number().positive().finite().default(1000).describe(
+      "ping an idle established stream this often (ms)",
+    ),
+    timeoutMs: z.number().positive().finite().default(4000).describe(
+      "close and reconnect a stream that returned no frame for this long (ms)",
+    ),
+    connectTimeoutMs: z.number().positive().finite().default(3000).describe(
+      "give up one connection attempt after this long (ms)",
+    ),
+  }).refine((h) => h.timeoutMs > h.intervalMs, {
+    error: (iss) => {
+      const h = iss.input as { intervalMs: number; timeoutMs: number };
+      return `timeoutMs (${h.timeoutMs}) must exceed intervalMs (${h.intervalMs})`;
+    },
+  }).prefault({}),
 });
 
 export const adminSectionSchema = z.strictObject({

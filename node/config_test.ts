@@ -59,6 +59,7 @@ Deno.test("config: defaults", async () => {
     port: 7947,
     maxFrameBytes: 4 * 1024 * 1024,
     reconnect: { baseMs: 100, maxMs: 30000 },
+    heartbeat: { intervalMs: 1000, timeoutMs: 4000, connectTimeoutMs: 3000 },
   });
   assert.deepEqual(cfg.admin, { bind: "127.0.0.1", port: 8080 });
   assert.deepEqual(cfg.join, { seeds: [] });

@@ -107,6 +107,15 @@ export interface Committed {
   result: KvResult;
 }
 
+/** A client's own exactly-once session: operation `seq` of session `client`. */
+export interface ClientSession {
+  client: string;
+  seq: number;
+}
+
+/** Client session names; `node-` is reserved for the node's own slots. */
+export const SESSION_RE = /^(?!node-)[A-Za-z0-9._-]{1,64}$/;
+
 /** Sessions the node's own clients use: bounded, so the store's dedup record stays bounded. */
 const SLOTS = 256;
 
@@ -205,7 +214,8 @@ export class NodeConsensus {
    * Orders an operation and resolves when it commits (or rejects after the timeout, or
    * when no session is free). `get` reads through the log, so it is linearizable.
    */
-  async submit(op: Operation): Promise<Committed> {
+  async submit(op: Operation, session?: ClientSession): Promise<Committed> {
+    if (session) return await this.submitAs(op, session);
     const slot = this.freeSlots.pop();
     if (slot === undefined) throw new Error("too many requests in flight");
     const seq = ++this.slotSeq[slot];
@@ -223,21 +233,54 @@ export class NodeConsensus {
         this.waiting.delete(cop.id);
         throw new Error("operation refused (malformed, or not admissible in the current state)");
       }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`not committed within ${this.p.config.requestTimeoutMs} ms`)),
-          this.p.config.requestTimeoutMs,
-        );
-      });
-      try {
-        return await Promise.race([done, timeout]);
-      } finally {
-        clearTimeout(timer);
-        this.waiting.delete(cop.id);
-      }
+      return await this.waitFor(cop.id, done);
     } finally {
       this.freeSlots.push(slot);
+    }
+  }
+
+  /**
+   * A client-session operation: answered from the replicated session record when that seq
+   * was already applied (a retry), else ordered and awaited like any other. A retry of an
+   * operation still in this node's mempool waits for the same commit.
+   */
+  private async submitAs(op: Operation, s: ClientSession): Promise<Committed> {
+    const applied = this.state.kv.sessionResult(s.client, s.seq);
+    if (applied) return { height: this.tm.committedHeight, result: applied };
+    const last = this.state.kv.sessionSeq(s.client) ?? 0;
+    if (s.seq <= last) {
+      throw new Error(`session ${s.client} is already past seq ${s.seq} (at ${last})`);
+    }
+    const cop: ClientOp = { id: `${s.client}/${s.seq}`, client: s.client, op };
+    const earlier = this.waiting.get(cop.id);
+    if (earlier) throw new Error(`seq ${s.seq} of session ${s.client} is already awaited here`);
+    const done = new Promise<Committed>((resolve) => {
+      this.waiting.set(cop.id, { resolve, t0: performance.now() });
+    });
+    let accepted = false;
+    this.host.guard("consensus submit", () => {
+      accepted = this.tm.submit(cop) || this.tm.hasPending(cop.id);
+    });
+    if (!accepted) {
+      this.waiting.delete(cop.id);
+      throw new Error("operation refused (malformed, or not admissible in the current state)");
+    }
+    return await this.waitFor(cop.id, done);
+  }
+
+  private async waitFor(id: string, done: Promise<Committed>): Promise<Committed> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`not committed within ${this.p.config.requestTimeoutMs} ms`)),
+        this.p.config.requestTimeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([done, timeout]);
+    } finally {
+      clearTimeout(timer);
+      this.waiting.delete(id);
     }
   }
 

@@ -106,6 +106,39 @@ Deno.test({
         assert.match(metrics, /mycelium_trust_score\{node="[0-9a-f]{32}"\} 0\.9/);
       });
 
+      await t.step("a session's retry at another node gets the first outcome", async () => {
+        const first = await procs[0].send("POST", "/v1/kv/ctr", {
+          value: "a",
+          session: "tester",
+          seq: 1,
+        });
+        assert.equal(first.status, 200, first.body);
+        await procs[0].send("POST", "/v1/kv/ctr", { value: "b" }); // someone else writes
+        // The same seq again, at another node: answered from the session record, not re-applied.
+        const retry = await procs[2].send("POST", "/v1/kv/ctr", {
+          value: "a",
+          session: "tester",
+          seq: 1,
+        });
+        assert.equal(retry.status, 200, retry.body);
+        assert.equal(JSON.parse((await procs[1].send("GET", "/v1/kv/ctr")).body).value, "b");
+        const read = await procs[3].send("GET", "/v1/kv/ctr?session=tester&seq=2");
+        assert.equal(JSON.parse(read.body).value, "b");
+        const stale = await procs[1].send("POST", "/v1/kv/ctr", {
+          value: "c",
+          session: "tester",
+          seq: 1,
+        });
+        assert.equal(stale.status, 504, "seq 1 is superseded by seq 2");
+        assert.match(JSON.parse(stale.body).error, /already past seq 1/);
+        const bad = await procs[1].send("POST", "/v1/kv/ctr", { value: "c", session: "node-x" });
+        assert.equal(bad.status, 400);
+        assert.match(JSON.parse(bad.body).error, /^session/);
+        const badSeq = await procs[1].send("GET", "/v1/kv/ctr?session=ok&seq=0");
+        assert.equal(badSeq.status, 400);
+        assert.match(JSON.parse(badSeq.body).error, /^seq/);
+      });
+
       await t.step(
         "kill -9 of a voter under closed-loop load: no acknowledged write is lost",
         async () => {

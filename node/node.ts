@@ -22,7 +22,13 @@ import { JsonLogger } from "./log.ts";
 import { PromMetrics, SWIM_METRIC_NAMES } from "./metrics.ts";
 import { loadNodeIdentity, type NodeIdentity, peerNodeId, tlsOptions } from "./pki.ts";
 import { SqliteStore } from "./store.ts";
-import { FRAME_CONSENSUS, NodeConsensus, RecordSigner } from "./consensus.ts";
+import {
+  type ClientSession,
+  FRAME_CONSENSUS,
+  NodeConsensus,
+  RecordSigner,
+  SESSION_RE,
+} from "./consensus.ts";
 import { operationSchema } from "../core/consensus/envelope.ts";
 import type { Operation } from "../core/consensus/types.ts";
 import type { FramedSocket } from "./framing.ts";
@@ -92,6 +98,7 @@ export class MyceliumNode {
         address: () => splitAnnounced(this.swim.addrOf(peer)).streams,
         maxFrameBytes: cfg.maxFrameBytes,
         reconnect: cfg.reconnect,
+        heartbeat: cfg.heartbeat,
         metrics: parts.metrics,
         log: parts.log.child("streams"),
       })
@@ -283,12 +290,25 @@ export class MyceliumNode {
       };
     }
     const path = url.pathname;
-    const commit = async (op: Operation) => {
+    const commit = async (op: Operation, session?: ClientSession) => {
       try {
-        return { ok: true as const, ...(await c.submit(op)) };
+        return { ok: true as const, ...(await c.submit(op, session)) };
       } catch (e) {
         return { ok: false as const, error: (e as Error).message };
       }
+    };
+    // Optional exactly-once session: a client that retries {session, seq} at another node
+    // after a timeout gets the first outcome, never a second application.
+    const sessionOf = (session: unknown, seq: unknown): ClientSession | string | undefined => {
+      if (session === undefined && seq === undefined) return undefined;
+      if (typeof session !== "string" || !SESSION_RE.test(session)) {
+        return "session: expected 1-64 letters, digits, '.', '_' or '-' (not starting with 'node-')";
+      }
+      const n = typeof seq === "string" ? Number(seq) : seq;
+      if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1) {
+        return "seq: expected a positive integer (the session's operation number)";
+      }
+      return { client: session, seq: n };
     };
     if (path.startsWith("/v1/kv/")) {
       let key: string;
@@ -308,7 +328,12 @@ export class MyceliumNode {
             body: { key, value, height: c.tm.committedHeight, stale: true },
           };
         }
-        const r = await commit({ kind: "get", key });
+        const sess = sessionOf(
+          url.searchParams.get("session") ?? undefined,
+          url.searchParams.get("seq") ?? undefined,
+        );
+        if (typeof sess === "string") return { status: 400, body: { error: sess } };
+        const r = await commit({ kind: "get", key }, sess);
         if (!r.ok) return { status: 504, body: { key, error: r.error } };
         const value = r.result.value ?? null;
         return { status: value === null ? 404 : 200, body: { key, value, height: r.height } };
@@ -316,7 +341,7 @@ export class MyceliumNode {
       if (method !== "POST" && method !== "PUT") {
         return { status: 405, body: { error: `method ${method} not allowed` } };
       }
-      let doc: { value?: unknown; expect?: unknown };
+      let doc: { value?: unknown; expect?: unknown; session?: unknown; seq?: unknown };
       try {
         doc = JSON.parse(body);
       } catch {
@@ -333,10 +358,12 @@ export class MyceliumNode {
       if ("expect" in doc && doc.expect !== null && typeof doc.expect !== "string") {
         return { status: 400, body: { error: "expect: expected a string or null" } };
       }
+      const sess = sessionOf(doc.session, doc.seq);
+      if (typeof sess === "string") return { status: 400, body: { error: sess } };
       const op: Operation = "expect" in doc
         ? { kind: "cas", key, expect: doc.expect as string | null, value: doc.value }
         : { kind: "put", key, value: doc.value };
-      const r = await commit(op);
+      const r = await commit(op, sess);
       if (!r.ok) return { status: 504, body: { key, error: r.error } };
       if (!r.result.ok) {
         return {

@@ -22,6 +22,13 @@ export interface PeerStreamOptions {
   address: () => string | undefined;
   maxFrameBytes: number;
   reconnect: { baseMs: number; maxMs: number };
+  /**
+   * Liveness of an established stream: a ping every `intervalMs`; no frame back for
+   * `timeoutMs` closes it and reconnects. `connectTimeoutMs` bounds one connection attempt.
+   * Without these a stream that lost packets in a partition waits out TCP's exponential
+   * retransmission backoff (tens of seconds) after the network has healed.
+   */
+  heartbeat?: { intervalMs: number; timeoutMs: number; connectTimeoutMs: number };
   metrics: Metrics;
   log: Logger;
 }
@@ -32,6 +39,8 @@ export class PeerStream {
   private readonly reconnector: Reconnector;
   private waiters: Array<(body: Uint8Array | null) => void> = [];
   private connectedOnce = false;
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private lastHeard = 0;
   lastError = "";
 
   constructor(private readonly o: PeerStreamOptions) {
@@ -50,6 +59,8 @@ export class PeerStream {
   }
 
   stop(): void {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
     this.reconnector.stop();
     this.conn?.close("stopped");
     this.conn = null;
@@ -67,17 +78,38 @@ export class PeerStream {
         port: hp.port,
       });
       let settled = false;
-      socket.once("secureConnect", () => {
+      const hb = this.o.heartbeat;
+      const fail = (e: Error) => {
+        if (settled) return;
         settled = true;
+        clearTimeout(connectTimer);
+        this.o.metrics.inc("mycelium_stream_connect_failures_total");
+        this.lastError = e.message;
+        socket.destroy();
+        reject(e);
+      };
+      const connectTimer = hb
+        ? setTimeout(
+          () => fail(new Error(`connect timed out after ${hb.connectTimeoutMs} ms`)),
+          hb.connectTimeoutMs,
+        )
+        : undefined;
+      socket.once("secureConnect", () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(connectTimer);
         this.connectedOnce = true;
-        this.conn = attachFramedSocket(socket, {
+        this.lastHeard = performance.now();
+        const conn = attachFramedSocket(socket, {
           maxFrameBytes: this.o.maxFrameBytes,
           counters: {},
           onFrame: (type, body) => {
-            if (type === FRAME_PONG) this.waiters.shift()?.(body.slice());
+            this.lastHeard = performance.now();
+            // Heartbeat pongs are empty; ping() sends a timestamp.
+            if (type === FRAME_PONG && body.length > 0) this.waiters.shift()?.(body.slice());
           },
           onClose: (reason) => {
-            this.conn = null;
+            if (this.conn === conn) this.conn = null;
             for (const w of this.waiters.splice(0)) w(null);
             if (reason !== "stopped") {
               this.o.log.log("info", "stream_lost", { peer: this.o.peer, reason });
@@ -85,17 +117,26 @@ export class PeerStream {
             }
           },
         });
+        this.conn = conn;
+        if (hb && !this.heartbeat) {
+          this.heartbeat = setInterval(() => this.beat(hb.timeoutMs), hb.intervalMs);
+        }
         resolve();
       });
-      socket.once("error", (e) => {
-        if (settled) return;
-        settled = true;
-        this.o.metrics.inc("mycelium_stream_connect_failures_total");
-        this.lastError = e.message;
-        socket.destroy();
-        reject(e);
-      });
+      socket.once("error", fail);
     });
+  }
+
+  /** Heartbeat tick: ping the peer, or drop a stream that has gone silent. */
+  private beat(timeoutMs: number): void {
+    const c = this.conn;
+    if (!c || c.closed) return;
+    if (performance.now() - this.lastHeard > timeoutMs) {
+      this.o.metrics.inc("mycelium_stream_heartbeat_timeouts_total");
+      c.close(`no frame from the peer for ${timeoutMs} ms`);
+      return;
+    }
+    c.send(FRAME_PING, new Uint8Array(0));
   }
 
   /** Sends one frame if connected now; false otherwise (the caller's protocol retransmits). */

@@ -108,6 +108,8 @@ export class Tendermint {
   private future: ConsensusMessage[] = [];
   private lastSyncReq = -Infinity;
   private readonly mempool = new Map<string, ClientOp>();
+  /** Operations handed to this node directly, still uncommitted: id -> when last relayed. */
+  private readonly own = new Map<string, number>();
   private readonly pendingEvidence = new Map<string, ClientOp>();
   private votersCache: { h: number; list: readonly NodeId[]; set: Set<NodeId> } | null = null;
   /** Round changes over the run (a metric), and committed heights. */
@@ -188,10 +190,42 @@ export class Tendermint {
   /** A client operation handed to this node directly (the node's API). */
   submit(op: ClientOp): boolean {
     if (!this.addToMempool(op)) return false;
+    this.relay(op);
+    if (this.own.size === 0) this.host.setTimer("resubmit", this.resendInterval());
+    this.own.set(op.id, this.host.now());
+    return true;
+  }
+
+  private relay(op: ClientOp): void {
     for (const p of this.app.peers()) {
       if (p !== this.host.self) this.host.send(p, { t: "submit", op });
     }
-    return true;
+  }
+
+  /**
+   * Relays this node's own uncommitted operations again. A relay sent while the links to
+   * the proposers were down (a restart, a partition) is lost, and while heights advance the
+   * round-0 resend never fires; without this such an operation waits for this node's turn
+   * to propose, or forever if it is not a voter.
+   */
+  private resubmit(): void {
+    const now = this.host.now();
+    const every = this.resendInterval();
+    for (const [id, sent] of this.own) {
+      const op = this.mempool.get(id);
+      if (!op) this.own.delete(id);
+      else if (now - sent >= every) {
+        this.own.set(id, now);
+        this.relay(op);
+        this.host.metrics.inc("mycelium_consensus_resubmits_total");
+      }
+    }
+    if (this.own.size > 0) this.host.setTimer("resubmit", every);
+  }
+
+  /** Whether an operation with this id waits in this node's mempool. */
+  hasPending(id: string): boolean {
+    return this.mempool.has(id);
   }
 
   private addToMempool(op: ClientOp): boolean {
@@ -506,6 +540,10 @@ export class Tendermint {
     }
     if (kind === "resend") {
       if (h === this.h) this.resend();
+      return;
+    }
+    if (kind === "resubmit") {
+      this.resubmit();
       return;
     }
     if (h !== this.h || r !== this.round) return;
