@@ -103,6 +103,34 @@ try {
     } s (after ${warmup} s warm-up), ${errors} errors, ` +
       `height ${height}, run ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
+  // Where time may have gone: counters summed over the nodes.
+  const names = [
+    "mycelium_consensus_round_changes_total",
+    "mycelium_consensus_resends_total",
+    "mycelium_consensus_propose_timeouts_total",
+    "mycelium_consensus_invalid_proposals_total",
+    "mycelium_consensus_resubmits_total",
+    "mycelium_consensus_unsent_total",
+    "mycelium_stream_heartbeat_timeouts_total",
+    "mycelium_stream_reconnects_total",
+  ];
+  const sums = new Map(names.map((k) => [k, 0]));
+  for (const p of procs) {
+    const body = (await p.get("/metrics")).body;
+    for (const k of names) {
+      for (const m of body.matchAll(new RegExp(`^${k}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))) {
+        sums.set(k, sums.get(k)! + Number(m[1]));
+      }
+    }
+  }
+  console.error(
+    "  " + [...sums].map(([k, v]) => `${k.replace(/^mycelium_/, "")}=${v}`).join(" "),
+  );
+  for (const p of procs) {
+    for (const l of p.logs) {
+      if (/"(round_change|propose_timeout)"/.test(l)) console.error(`  ${p.name}: ${l}`);
+    }
+  }
 } finally {
   for (const p of procs) p.kill("SIGKILL");
   await Promise.all(procs.map((p) => p.exited.catch(() => undefined)));

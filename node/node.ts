@@ -551,6 +551,7 @@ function listenStreams(
   // peer closes it (the descriptor is released then). Known limitation, see README.
   const server = tls.createServer({ ...tlsOptions(identity), handshakeTimeout: 5000 }, (socket) => {
     const peer = peerNodeId(socket);
+    socket.setNoDelay(true); // small protocol frames: Nagle would hold them for an ACK
     metrics.inc("mycelium_stream_connections_total");
     const conn = attachFramedSocket(socket, {
       maxFrameBytes,

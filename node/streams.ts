@@ -77,6 +77,7 @@ export class PeerStream {
         host: hp.host,
         port: hp.port,
       });
+      socket.setNoDelay(true); // small protocol frames: Nagle would hold them for an ACK
       let settled = false;
       const hb = this.o.heartbeat;
       const fail = (e: Error) => {

@@ -90,6 +90,13 @@ export function certificateProblem(
   return null;
 }
 
+/** A node that signs nothing (not a voter, or idle) still syncs its log this often. */
+const BLOCKS_PER_SYNC = 64;
+const BLOCK_SYNC_DELAY_MS = 100;
+
+/** How many heights ahead a node buffers proposals and votes. */
+const FUTURE_HEIGHTS = 8;
+
 export class Tendermint {
   private host!: ConsensusHost;
   private stopped = false;
@@ -105,7 +112,7 @@ export class Tendermint {
   private prevoteTimerSet = new Set<number>();
   private precommitTimerSet = new Set<number>();
   private awaitingOps = false;
-  private future: ConsensusMessage[] = [];
+  private future: Array<Extract<ConsensusMessage, { h: number }>> = [];
   private lastSyncReq = -Infinity;
   private readonly mempool = new Map<string, ClientOp>();
   /** Operations handed to this node directly, still uncommitted: id -> when last relayed. */
@@ -121,6 +128,11 @@ export class Tendermint {
 
   start(host: ConsensusHost): void {
     this.host = host;
+    this.enter(() => this.begin());
+  }
+
+  private begin(): void {
+    const host = this.host;
     const st = host.storage;
     const hRaw = st.get(K_HEIGHT);
     const committed = hRaw ? Number(dec.decode(hRaw)) : 0;
@@ -189,6 +201,10 @@ export class Tendermint {
 
   /** A client operation handed to this node directly (the node's API). */
   submit(op: ClientOp): boolean {
+    return this.enter(() => this.submitNow(op));
+  }
+
+  private submitNow(op: ClientOp): boolean {
     if (!this.addToMempool(op)) return false;
     this.relay(op);
     if (this.own.size === 0) this.host.setTimer("resubmit", this.resendInterval());
@@ -198,7 +214,7 @@ export class Tendermint {
 
   private relay(op: ClientOp): void {
     for (const p of this.app.peers()) {
-      if (p !== this.host.self) this.host.send(p, { t: "submit", op });
+      if (p !== this.host.self) this.post(p, { t: "submit", op });
     }
   }
 
@@ -250,7 +266,21 @@ export class Tendermint {
     this.roundsStarted++;
     this.host.metrics.set("mycelium_consensus_height", this.h);
     this.host.metrics.set("mycelium_consensus_round", r);
-    if (r > 0) this.host.metrics.inc("mycelium_consensus_round_changes_total");
+    if (r > 0) {
+      this.host.metrics.inc("mycelium_consensus_round_changes_total");
+      // What the previous round lacked: the first thing to read when rounds fail on a LAN.
+      const prev = this.votes.get(r - 1, "prevote"), pc = this.votes.get(r - 1, "precommit");
+      this.host.log.log("info", "round_change", {
+        h: this.h,
+        r,
+        proposal: this.proposals.has(r - 1),
+        prevotes: prev.total,
+        prevotesNil: prev.count(null),
+        precommits: pc.total,
+        precommitsNil: pc.count(null),
+        mempool: this.mempool.size,
+      });
+    }
     if (this.isVoter && this.proposer(this.h, r) === this.host.self) {
       const again = this.signed.proposals[String(r)];
       if (again) {
@@ -324,6 +354,10 @@ export class Tendermint {
   // ---- messages ----
 
   onMessage(from: NodeId, msg: ConsensusMessage): void {
+    this.enter(() => this.handle(from, msg));
+  }
+
+  private handle(from: NodeId, msg: ConsensusMessage): void {
     if (this.stopped) return;
     switch (msg.t) {
       case "submit":
@@ -343,7 +377,14 @@ export class Tendermint {
     const h = msg.h;
     if (h < this.h) return; // decided already
     if (h > this.h) {
-      if (h === this.h + 1 && this.future.length < 8 * this.voters().list.length) {
+      // A node that fell a few heights behind (quorum moves on without the slowest) keeps
+      // the proposals and votes of the next heights: with them it commits those heights
+      // itself, and, proposer of the next one, proposes at once instead of after the other
+      // voters' propose timeout.
+      if (
+        h <= this.h + FUTURE_HEIGHTS &&
+        this.future.length < FUTURE_HEIGHTS * 4 * this.voters().list.length
+      ) {
         this.future.push(msg);
       }
       this.requestSync(from);
@@ -516,21 +557,70 @@ export class Tendermint {
   }
 
   private broadcast(msg: ConsensusMessage): void {
-    for (const p of this.app.peers()) if (p !== this.host.self) this.host.send(p, msg);
+    for (const p of this.app.peers()) if (p !== this.host.self) this.post(p, msg);
     // Our own records count like everyone else's.
     if (msg.t === "proposal") this.onProposal(msg);
     else if (msg.t === "prevote" || msg.t === "precommit") this.onVote(msg);
   }
 
+  /**
+   * Records what we signed; it is made durable (one fsync) before any message leaves this
+   * handler, so a restarted voter never signs against it (see `flush`).
+   */
   private persistSigned(): void {
-    const st = this.host.storage;
-    st.put(K_SIGNED, enc.encode(JSON.stringify(this.signed)));
-    st.sync();
+    this.host.storage.put(K_SIGNED, enc.encode(JSON.stringify(this.signed)));
+    this.unsynced = true;
+  }
+
+  // ---- output: persist, then send (one fsync per handler, as etcd-raft's Ready) ----
+
+  private outbox: Array<[NodeId, ConsensusMessage]> = [];
+  private unsynced = false;
+  /** Committed blocks written since the last sync (synced with the next vote, or soon). */
+  private blocksUnsynced = 0;
+  private syncTimer = false;
+  private depth = 0;
+
+  private post(to: NodeId, msg: ConsensusMessage): void {
+    this.outbox.push([to, msg]);
+  }
+
+  private enter<T>(fn: () => T): T {
+    this.depth++;
+    try {
+      return fn();
+    } finally {
+      if (--this.depth === 0) this.flush();
+    }
+  }
+
+  /**
+   * At the end of a handler: one sync for everything it wrote (signed records, and committed
+   * blocks, which alone need no sync: a block lost to a crash is fetched again), then its
+   * messages in order.
+   */
+  private flush(): void {
+    if (this.unsynced || this.blocksUnsynced >= BLOCKS_PER_SYNC) {
+      this.host.storage.sync();
+      this.unsynced = false;
+      this.blocksUnsynced = 0;
+    } else if (this.blocksUnsynced > 0 && !this.syncTimer && !this.stopped) {
+      this.syncTimer = true;
+      this.host.setTimer("sync", BLOCK_SYNC_DELAY_MS);
+    }
+    const out = this.outbox;
+    if (out.length === 0) return;
+    this.outbox = [];
+    for (const [to, msg] of out) this.host.send(to, msg);
   }
 
   // ---- timers ----
 
   onTimer(key: string): void {
+    this.enter(() => this.timer(key));
+  }
+
+  private timer(key: string): void {
     if (this.stopped) return;
     const [kind, hs, rs] = key.split(":");
     const h = Number(hs), r = Number(rs);
@@ -540,6 +630,11 @@ export class Tendermint {
     }
     if (kind === "resend") {
       if (h === this.h) this.resend();
+      return;
+    }
+    if (kind === "sync") {
+      this.syncTimer = false;
+      if (this.blocksUnsynced > 0) this.unsynced = true;
       return;
     }
     if (kind === "resubmit") {
@@ -556,6 +651,14 @@ export class Tendermint {
         break;
       case "propose":
         if (this.step === "propose") {
+          this.host.metrics.inc("mycelium_consensus_propose_timeouts_total");
+          this.host.log.log("info", "propose_timeout", {
+            h,
+            r,
+            proposer: this.proposer(h, r),
+            awaitingOps: this.awaitingOps,
+            future: this.future.length,
+          });
           this.step = "prevote";
           this.castVote("prevote", null);
           this.reevaluate();
@@ -595,7 +698,7 @@ export class Tendermint {
     }
     for (const peer of this.app.peers()) {
       if (peer === this.host.self) continue;
-      for (const m of mine) this.host.send(peer, m);
+      for (const m of mine) this.post(peer, m);
     }
     this.host.setTimer(`resend:${this.h}:0`, this.resendInterval());
   }
@@ -612,7 +715,7 @@ export class Tendermint {
     const st = this.host.storage;
     st.put(kBlock(cb.block.height), enc.encode(JSON.stringify(cb)));
     st.put(K_HEIGHT, enc.encode(String(cb.block.height)));
-    st.sync();
+    this.blocksUnsynced++;
     this.app.commit(cb);
     for (const op of cb.block.ops) {
       this.mempool.delete(op.id);
@@ -634,15 +737,15 @@ export class Tendermint {
     for (const [k, op] of this.pendingEvidence) {
       if (!this.app.admissible(op)) this.pendingEvidence.delete(k);
     }
-    const future = this.future;
-    this.future = [];
+    const future = this.future.filter((m) => m.h === this.h);
+    this.future = this.future.filter((m) => m.h > this.h);
     if (this.config.commitDelayMs > 0) {
       this.step = "precommit";
       this.host.setTimer(`next:${this.h}:0`, this.config.commitDelayMs);
-      for (const m of future) this.onMessage(m.t === "proposal" ? m.proposer : voterOf(m), m);
+      for (const m of future) this.handle(m.t === "proposal" ? m.proposer : voterOf(m), m);
     } else {
       this.startRound(0);
-      for (const m of future) this.onMessage(m.t === "proposal" ? m.proposer : voterOf(m), m);
+      for (const m of future) this.handle(m.t === "proposal" ? m.proposer : voterOf(m), m);
     }
   }
 
@@ -653,7 +756,7 @@ export class Tendermint {
     if (now - this.lastSyncReq < this.config.syncRetryMs) return;
     this.lastSyncReq = now;
     this.host.metrics.inc("mycelium_consensus_sync_requests_total");
-    this.host.send(to, { t: "sync-req", from: this.h });
+    this.post(to, { t: "sync-req", from: this.h });
   }
 
   private onSyncRequest(from: NodeId, height: number): void {
@@ -664,7 +767,7 @@ export class Tendermint {
       if (!cb) break;
       blocks.push(cb);
     }
-    if (blocks.length > 0) this.host.send(from, { t: "sync-resp", blocks });
+    if (blocks.length > 0) this.post(from, { t: "sync-resp", blocks });
   }
 
   private onSyncResponse(blocks: readonly CommittedBlock[]): void {
