@@ -44,6 +44,12 @@ export interface ReplicationParams extends ProfileParams {
   leaseMs: number;
   /** Lease renewal period, ms (less than leaseMs / 2). */
   leaseRenewMs: number;
+  /**
+   * Bound on how much faster or slower one replica's clock may run than another's, as a
+   * fraction (e.g. 0.001). The primary shortens its lease by it, so the lease never outlives
+   * a backup's promise. Default 0 (clocks run at the same rate).
+   */
+  maxClockDrift?: number;
 }
 
 /**
