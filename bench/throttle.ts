@@ -13,7 +13,11 @@
  * Options: --vm-mib (1024) --seed (1).
  */
 import { parseArgs } from "node:util";
-import { type MigrationResult, simulateMigration } from "../core/ram/migration_model.ts";
+import {
+  type MigrationPolicyName,
+  type MigrationResult,
+  simulateMigration,
+} from "../core/ram/migration_model.ts";
 import { PAGE_SIZE } from "../core/ram/params.ts";
 import { makeWorkload, type WorkloadSpec } from "../core/ram/workloads.ts";
 import { Rng } from "../sim/rng.ts";
@@ -67,7 +71,7 @@ cases.push({
   linkMbit: 300,
 });
 
-function run(c: Case, policy: "mycelium" | "auto-converge", knobs = {}): MigrationResult {
+function run(c: Case, policy: MigrationPolicyName, knobs = {}): MigrationResult {
   const rng = Rng.fromSeed(seed).derive(c.name);
   return simulateMigration(policy, {
     pageCount,
@@ -93,6 +97,7 @@ const t0 = performance.now();
 let allBelowOk = true;
 for (const c of cases) {
   const ac = run(c, "auto-converge");
+  const remus = run(c, "remus");
   const ours = grid.map((k) => ({ k, r: run(c, "mycelium", k) })).filter((x) => x.r.converged);
   const asFast = ours.filter((x) => !ac.converged || x.r.migrationMs <= ac.migrationMs);
   const pick = asFast.length > 0
@@ -120,6 +125,9 @@ for (const c of cases) {
       `autoconverge_downtime_ms=${
         ac.downtimeMs.toFixed(1)
       } autoconverge_converged=${ac.converged} ` +
+      `remus_throttle=${remus.integratedThrottle.toFixed(3)} remus_migration_s=${
+        (remus.migrationMs / 1000).toFixed(2)
+      } remus_downtime_ms=${remus.downtimeMs.toFixed(1)} remus_converged=${remus.converged} ` +
       (pick
         ? `ours_buffer_mib=${pick.k.maxBufferBytes / MIB} ours_dirty_share=${pick.k.dirtyShare}`
         : ""),

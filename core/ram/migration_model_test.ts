@@ -261,3 +261,32 @@ Deno.test("invalid model parameters are rejected", () => {
   assert.throws(() => run("mycelium", { ...s, rttMs: NaN }), RangeError);
   assert.throws(() => run("auto-converge", { ...s, autoConverge: { passes: 0 } }), RangeError);
 });
+
+Deno.test("remus: no dirtying converges at once; paused time is its only throttle", () => {
+  const base = { pageCount: 4096, bandwidthBytesPerSec: GBIT, rttMs: 1, kind: "uniform" as Kind };
+  const idle = run("remus", { ...base, rate: 0, seed: 1 });
+  assert.equal(idle.converged, true);
+  assert.equal(idle.integratedThrottle, 0);
+  assert.ok(Math.abs(idle.downtimeMs - (0.5 + 1)) < 1e-9, `downtime ${idle.downtimeMs}`);
+  // Below the link: converges after checkpoints; each checkpoint paused the guest.
+  const busy = run("remus", { ...base, rate: 8000, seed: 2 });
+  assert.equal(busy.converged, true);
+  assert.ok(busy.integratedThrottle > 0, "checkpoint pauses count as throttling");
+  assert.ok(busy.integratedThrottle <= busy.migrationMs / 1000);
+  // An epoch's dirtying at 8,000 pages/s is ~200 pages: the blackout stays small.
+  assert.ok(busy.downtimeMs < 10, `downtime ${busy.downtimeMs}`);
+  // Far above the link the staged data never drains: it gives up.
+  const over = run("remus", {
+    ...base,
+    bandwidthBytesPerSec: 10e6,
+    rate: 20000,
+    seed: 3,
+    abortMs: 2000,
+  });
+  assert.equal(over.converged, false);
+  assert.equal(over.downtimeMs, 0);
+  assert.throws(
+    () => run("remus", { ...base, rate: 0, seed: 1, remus: { epochMs: 1 } }),
+    /epochMs must be >= tickMs/,
+  );
+});
