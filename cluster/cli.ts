@@ -7,14 +7,13 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { MyceliumError } from "../core/errors.ts";
 import { loadScenarioFile } from "../sim/scenario.ts";
+import { buildSummary, formatSummary, writeFilesAtomically, writeOutputs } from "../sim/summary.ts";
 import {
-  buildSummary,
-  csv,
-  formatSummary,
-  writeFilesAtomically,
-  writeOutputs,
-} from "../sim/summary.ts";
-import { type ConsensusSummary, formatConsensusSummary } from "../sim/consensus/summary.ts";
+  type ConsensusSummary,
+  formatConsensusSummary,
+  heightsCsv,
+  opsCsv,
+} from "../sim/consensus/summary.ts";
 import { NetnsError, netnsUnavailable } from "./netns.ts";
 import { RealCluster } from "./runner.ts";
 
@@ -162,22 +161,8 @@ async function run(args: string[]): Promise<number> {
         (name) => cluster.counterSum(name),
       );
       await writeFilesAtomically(out, {
-        "ops.csv": csv(
-          ["client", "op", "key", "invoke_ms", "complete_ms", "latency_ms", "ok"],
-          consensus.history.map((e) => [
-            e.client,
-            e.op,
-            e.key,
-            Math.round(e.invoke),
-            e.complete === null ? null : Math.round(e.complete),
-            e.complete === null ? null : Math.round(e.complete - e.invoke),
-            e.result ? String(e.result.ok) : "",
-          ]),
-        ),
-        "heights.csv": csv(
-          ["t_ms", "height", "ops_committed"],
-          consensus.heightSamples.map((r) => [Math.round(r.t), r.height, r.ops]),
-        ),
+        "ops.csv": opsCsv(consensus.history, true),
+        "heights.csv": heightsCsv(consensus.heightSamples, true),
       });
     }
     await writeOutputs(out, cluster, summary);

@@ -170,6 +170,26 @@ function linkPages(p: Resolved): () => number {
   };
 }
 
+function outcome(
+  policy: MigrationPolicyName,
+  migrationMs: number,
+  downtimeMs: number,
+  integratedThrottle: number,
+  converged: boolean,
+  pages: number,
+  peakIntensity: number,
+): MigrationResult {
+  return {
+    policy,
+    migrationMs,
+    downtimeMs,
+    integratedThrottle,
+    converged,
+    bytesSent: pages * PAGE_SIZE,
+    peakIntensity,
+  };
+}
+
 /** Runs one migration of the model under `policy`. Deterministic given the inputs. */
 export function simulateMigration(
   policy: MigrationPolicyName,
@@ -208,15 +228,8 @@ function runMycelium(p: Resolved): MigrationResult {
   let dirtiedBytes = 0;
   let sentBytes = 0;
   const out: number[] = [];
-  const result = (migrationMs: number, downtimeMs: number, converged: boolean, pages: number) => ({
-    policy: "mycelium" as const,
-    migrationMs,
-    downtimeMs,
-    integratedThrottle: integrated,
-    converged,
-    bytesSent: pages * PAGE_SIZE,
-    peakIntensity: peak,
-  });
+  const result = (migrationMs: number, downtimeMs: number, converged: boolean, pages: number) =>
+    outcome("mycelium", migrationMs, downtimeMs, integrated, converged, pages, peak);
   const sendDirty = (max: number): number => {
     const k = max < size ? max : size;
     for (let j = 0; j < k; j++) {
@@ -292,15 +305,8 @@ function runAutoConverge(p: Resolved): MigrationResult {
   let peak = 0;
   let sentPages = 0;
   const out: number[] = [];
-  const result = (migrationMs: number, downtimeMs: number, converged: boolean, pages: number) => ({
-    policy: "auto-converge" as const,
-    migrationMs,
-    downtimeMs,
-    integratedThrottle: integrated,
-    converged,
-    bytesSent: pages * PAGE_SIZE,
-    peakIntensity: peak,
-  });
+  const result = (migrationMs: number, downtimeMs: number, converged: boolean, pages: number) =>
+    outcome("auto-converge", migrationMs, downtimeMs, integrated, converged, pages, peak);
   /** Bitmap sync at `at`: a finished pass ticks the policy; the dirty log becomes the pass. */
   const sync = (at: number) => {
     if (sendLen > 0) {
@@ -393,15 +399,8 @@ function runRemus(p: Resolved): MigrationResult {
   let checkpointed = false;
   const out: number[] = [];
   const pauseMs = (pages: number) => r.pauseFixedMs + pages * r.pausePerPageUs / 1000;
-  const result = (migrationMs: number, downtimeMs: number, converged: boolean, pages: number) => ({
-    policy: "remus" as const,
-    migrationMs,
-    downtimeMs,
-    integratedThrottle: integrated,
-    converged,
-    bytesSent: pages * PAGE_SIZE,
-    peakIntensity: integrated > 0 ? 1 : 0,
-  });
+  const result = (migrationMs: number, downtimeMs: number, converged: boolean, pages: number) =>
+    outcome("remus", migrationMs, downtimeMs, integrated, converged, pages, integrated > 0 ? 1 : 0);
   const stage = () => {
     for (let j = 0; j < dirtyLen; j++) dirty[dirtyList[j]] = 0;
     staged += dirtyLen;

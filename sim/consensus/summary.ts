@@ -5,6 +5,7 @@
  */
 import { csv, replayCommand, type Summary, writeFilesAtomically } from "../summary.ts";
 import type { ConsensusSimulation } from "./simulation.ts";
+import type { HistoryEntry } from "./linearizability.ts";
 
 export type ConsensusMetrics = ReturnType<ConsensusSimulation["metricsSummary"]>;
 
@@ -34,6 +35,34 @@ export function buildConsensusSummary(
   };
 }
 
+/** ops.csv: one row per client operation (simulator and real cluster). */
+export function opsCsv(history: readonly HistoryEntry[], round = false): string {
+  const r = (v: number) => (round ? Math.round(v) : v);
+  return csv(
+    ["client", "op", "key", "invoke_ms", "complete_ms", "latency_ms", "ok"],
+    history.map((e) => [
+      e.client,
+      e.op,
+      e.key,
+      r(e.invoke),
+      e.complete === null ? null : r(e.complete),
+      e.complete === null ? null : r(e.complete - e.invoke),
+      e.result ? String(e.result.ok) : "",
+    ]),
+  );
+}
+
+/** heights.csv: the agreed height and completed operations over time. */
+export function heightsCsv(
+  rows: ReadonlyArray<{ t: number; height: number; ops: number }>,
+  round = false,
+): string {
+  return csv(
+    ["t_ms", "height", "ops_committed"],
+    rows.map((x) => [round ? Math.round(x.t) : x.t, x.height, x.ops]),
+  );
+}
+
 /** summary.json (written last), trust.csv, heights.csv, ops.csv, nodes.csv. */
 export async function writeConsensusOutputs(
   dir: string,
@@ -46,22 +75,8 @@ export async function writeConsensusOutputs(
       ["t_ms", "node", "trust"],
       sim.trustSamples.map((r) => [r.t, r.node, r.trust]),
     ),
-    "heights.csv": csv(
-      ["t_ms", "height", "ops_committed"],
-      sim.heightSamples.map((r) => [r.t, r.height, r.ops]),
-    ),
-    "ops.csv": csv(
-      ["client", "op", "key", "invoke_ms", "complete_ms", "latency_ms", "ok"],
-      sim.history.map((e) => [
-        e.client,
-        e.op,
-        e.key,
-        e.invoke,
-        e.complete,
-        e.complete === null ? null : e.complete - e.invoke,
-        e.result ? String(e.result.ok) : "",
-      ]),
-    ),
+    "heights.csv": heightsCsv(sim.heightSamples),
+    "ops.csv": opsCsv(sim.history),
     "nodes.csv": csv(
       ["node", "correct", "bytes_sent", "bytes_received", "msgs_sent", "up_ms"],
       sim.nodes.map((
