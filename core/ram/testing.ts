@@ -5,13 +5,13 @@
  * a guest that writes pages at a rate throttled by the replicator, and a curve policy.
  * Everything is driven by virtual time; nothing here reads a clock.
  */
-import { type Host, type Logger, MemoryStore, type Metrics } from "../host.ts";
+import { type Host, type Logger, MemoryStore, type Metrics, type Protocol } from "../host.ts";
 import { IdInterner, type NodeId } from "../ids.ts";
 import { type ThrottleCurve, throttleIntensity } from "../throttle.ts";
 import type { TimedRamEvent } from "./checks.ts";
 import type { RamObserver } from "./events.ts";
 import { fnv1aBytes, hex32 } from "./hash.ts";
-import { type RamMessage, ramMessageBytes } from "./messages.ts";
+import { type RamWire, ramWireBytes } from "./multipath.ts";
 import {
   type MemoryImage,
   PAGE_SIZE,
@@ -206,6 +206,8 @@ export interface LinkSpec {
 export interface TestNode<C> {
   readonly id: NodeId;
   readonly rep: RamReplicator<C>;
+  /** What the network drives: the replicator, or a wrapper around it (multipath). */
+  readonly proto: Protocol<RamWire<C>>;
   readonly metrics: TestMetrics;
   readonly logs: Array<{ level: string; event: string; fields?: Record<string, unknown> }>;
   alive: boolean;
@@ -242,7 +244,10 @@ export class TestNet<C> {
     this.wantsDigests = opts.wantsDigests ?? true;
   }
 
-  addNode(id: NodeId): TestNode<C> {
+  addNode(
+    id: NodeId,
+    wrap?: (rep: RamReplicator<C>) => Protocol<RamWire<C>>,
+  ): TestNode<C> {
     const observer: RamObserver<C> = {
       wantsDigests: this.wantsDigests,
       event: (e) => this.trace.push({ at: this.now, event: e }),
@@ -250,16 +255,18 @@ export class TestNet<C> {
     const metrics = new TestMetrics();
     const logs: TestNode<C>["logs"] = [];
     const log: Logger = { log: (level, event, fields) => logs.push({ level, event, fields }) };
+    const rep = new RamReplicator<C>({ observer });
     const node: TestNode<C> = {
       id,
-      rep: new RamReplicator<C>({ observer }),
+      rep,
+      proto: wrap ? wrap(rep) : (rep as unknown as Protocol<RamWire<C>>),
       metrics,
       logs,
       alive: true,
     };
     this.nodes.set(id, node);
     const r = rng(fnv1aBytes(new TextEncoder().encode(id)));
-    const host: Host<RamMessage<C>> = {
+    const host: Host<RamWire<C>> = {
       self: id,
       ids: this.ids,
       now: () => this.now,
@@ -271,7 +278,7 @@ export class TestNet<C> {
       log,
       metrics,
     };
-    node.rep.start(host);
+    node.proto.start(host);
     return node;
   }
 
@@ -292,7 +299,7 @@ export class TestNet<C> {
     const n = this.node(id);
     if (!n.alive) return;
     n.alive = false;
-    n.rep.stop();
+    n.proto.stop();
   }
 
   /** Cuts `id` off from everyone (it keeps running). */
@@ -313,8 +320,21 @@ export class TestNet<C> {
     this.side.clear();
   }
 
+  private readonly cuts = new Set<string>();
+
+  /** Cuts the direct link between `a` and `b` both ways (others stay up); `uncut` restores it. */
+  cut(a: NodeId, b: NodeId): void {
+    this.cuts.add(`${a}>${b}`).add(`${b}>${a}`);
+  }
+
+  uncut(a: NodeId, b: NodeId): void {
+    this.cuts.delete(`${a}>${b}`);
+    this.cuts.delete(`${b}>${a}`);
+  }
+
   blocked(from: NodeId, to: NodeId): boolean {
     return (this.side.get(from) ?? 0) !== (this.side.get(to) ?? 0) ||
+      this.cuts.has(`${from}>${to}`) ||
       !this.nodes.get(from)?.alive || !this.nodes.get(to)?.alive;
   }
 
@@ -346,7 +366,7 @@ export class TestNet<C> {
     return [...this.nodes.values()].filter((n) => n.alive && n.rep.running(vmId)).map((n) => n.id);
   }
 
-  private send(from: NodeId, to: NodeId, msg: RamMessage<C>): void {
+  private send(from: NodeId, to: NodeId, msg: RamWire<C>): void {
     this.sentMessages++;
     if (this.blocked(from, to)) {
       this.droppedMessages++;
@@ -356,7 +376,7 @@ export class TestNet<C> {
     const spec = this.links.get(key) ?? this.defaultLink;
     const bw = spec.bytesPerMs ?? Infinity;
     const start = Math.max(this.now, this.busyUntil.get(key) ?? 0);
-    const done = start + (bw === Infinity ? 0 : ramMessageBytes(msg) / bw);
+    const done = start + (bw === Infinity ? 0 : ramWireBytes(msg) / bw);
     this.busyUntil.set(key, done);
     const jitter = spec.jitterMs ? this.random() * spec.jitterMs : 0;
     this.at(done + spec.delayMs + jitter, () => {
@@ -364,7 +384,7 @@ export class TestNet<C> {
         this.droppedMessages++;
         return;
       }
-      this.node(to).rep.onMessage(from, msg);
+      this.node(to).proto.onMessage(from, msg);
     });
   }
 
@@ -374,7 +394,7 @@ export class TestNet<C> {
     this.at(this.now + Math.max(0, delay), () => {
       const n = this.node(id);
       if (this.timerGen.get(k) !== gen || !n.alive) return;
-      n.rep.onTimer(key);
+      n.proto.onTimer(key);
     });
   }
 
