@@ -9,6 +9,9 @@ import { loadScenarioFile } from "../scenario.ts";
 import { cells, parseAxes, parseSeeds, shard, tasks } from "./grid.ts";
 import { type RunRow, simulatorFor } from "./run_one.ts";
 import { readRows, runSweep, type SweepSpec, writeSweepOutputs } from "./sweep.ts";
+import { dnsLabel, sweepManifests } from "./k8s.ts";
+
+const DEFAULT_IMAGE = "mycelium-sim:0.1.0";
 
 export const SWEEP_HELP = `Mycelium parameter sweeps
 
@@ -16,6 +19,8 @@ Usage:
   deno task sim sweep <scenario.yaml> --seeds A..B [--set PATH=V1,V2,...] [--workers N]
                       [--out DIR] [--shard I/N] [--quiet]
   deno task sim sweep collect DIR [DIR...] [--out DIR]
+  deno task sim sweep <scenario.yaml> --seeds A..B [--set ...] --emit k8s [--shards N]
+                      [--parallelism P] [--image IMAGE] [--results-pvc NAME] [--out DIR]
 
 Runs the scenario once per seed and per cell of the --set grid (the cartesian product of
 every --set's values) in N worker processes, and writes DIR/runs.csv (one row per run) and
@@ -32,7 +37,15 @@ Options:
   --shard I/N      run only shard I of N (task index mod N = I); a Kubernetes Indexed
                    Job gives each pod I = JOB_COMPLETION_INDEX
   --quiet          no progress line
+  --no-fail        exit 0 even when runs failed (they are in runs.csv and sweep.json)
   -h, --help       this help
+
+--emit k8s: instead of running, writes DIR/sweep-job.yaml: a Kubernetes Indexed Job of
+--shards pods (default 10; --parallelism at a time, default all), each running shard
+$(JOB_COMPLETION_INDEX) of the grid with --pod-workers workers (default 2) in --image
+(default ${DEFAULT_IMAGE}), writing to /results/shard-<i> on the ReadWriteMany claim
+--results-pvc (default mycelium-sweep-results, --results-size 10Gi, created by the same
+file); then \`deno task sim sweep collect /results/shard-*\` merges them.
 
 collect: merges the runs.jsonl of several shard directories into one runs.csv and
 sweep.json (default --out: the first DIR).
@@ -87,6 +100,55 @@ async function collect(dirs: string[], out: string | undefined): Promise<number>
   return failed.length > 0 ? 1 : 0;
 }
 
+const positiveInt = (v: string | undefined, name: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new MyceliumError("config", `--${name}: expected a positive integer, got "${v}"`);
+  }
+  return n;
+};
+
+async function emitK8s(
+  spec: SweepSpec,
+  v: Record<string, string | boolean | string[] | undefined>,
+  out: string,
+): Promise<number> {
+  let text: string;
+  try {
+    const shards = positiveInt(v.shards as string, "shards");
+    const parallelism = v.parallelism === undefined
+      ? shards
+      : positiveInt(v.parallelism as string, "parallelism");
+    text = sweepManifests({
+      name: dnsLabel(`sweep-${spec.scenario}`),
+      scenarioFile: spec.file,
+      seeds: v.seeds as string,
+      axes: spec.axes,
+      shards,
+      parallelism,
+      image: v.image as string,
+      resultsClaim: v["results-pvc"] as string,
+      resultsSize: v["results-size"] as string,
+      workersPerPod: positiveInt(v["pod-workers"] as string, "pod-workers"),
+      cpu: v["pod-workers"] as string,
+      memory: "4Gi",
+    });
+  } catch (e) {
+    console.error(`--emit k8s: ${(e as Error).message}`);
+    return 2;
+  }
+  await Deno.mkdir(out, { recursive: true });
+  const file = join(out, "sweep-job.yaml");
+  await Deno.writeTextFile(file, text);
+  console.log(
+    `wrote ${file}
+  kubectl apply -f ${file}
+  ` +
+      `(then, with the results volume mounted: deno task sim sweep collect /results/shard-*)`,
+  );
+  return 0;
+}
+
 export async function sweepCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -98,12 +160,24 @@ export async function sweepCommand(args: string[]): Promise<number> {
       out: { type: "string" },
       shard: { type: "string" },
       quiet: { type: "boolean", default: false },
+      "no-fail": { type: "boolean", default: false },
+      emit: { type: "string" },
+      shards: { type: "string", default: "10" },
+      parallelism: { type: "string" },
+      image: { type: "string", default: DEFAULT_IMAGE },
+      "results-pvc": { type: "string", default: "mycelium-sweep-results" },
+      "results-size": { type: "string", default: "10Gi" },
+      "pod-workers": { type: "string", default: "2" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     console.log(SWEEP_HELP);
     return 0;
+  }
+  if (values.emit !== undefined && values.emit !== "k8s") {
+    console.error(`--emit: the only target is k8s, got "${values.emit}"`);
+    return 2;
   }
   if (positionals[0] === "collect") return await collect(positionals.slice(1), values.out);
   const file = positionals[0];
@@ -147,6 +221,7 @@ export async function sweepCommand(args: string[]): Promise<number> {
     throw e;
   }
   const out = values.out ?? join("out", "sweep", spec.scenario);
+  if (values.emit === "k8s") return await emitK8s(spec, values, out);
   const tty = Deno.stderr.isTerminal();
   const enc = new TextEncoder();
   let last = 0;
@@ -207,7 +282,7 @@ export async function sweepCommand(args: string[]): Promise<number> {
     console.log(`  FAILED ${r.cell} seed ${r.seed}: ${r.replay || r.error}`);
   }
   if (failed.length > 20) console.log(`  ... and ${failed.length - 20} more (sweep.json)`);
-  return failed.length > 0 ? 1 : 0;
+  return failed.length > 0 && !values["no-fail"] ? 1 : 0;
 }
 
 if (import.meta.main) Deno.exit(await sweepCommand(Deno.args));
