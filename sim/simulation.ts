@@ -425,8 +425,19 @@ export class Simulation {
     this.intervalMsgs++;
     const now = this.engine.now;
     const delay = this.network.route(from.index, to.index, size, now, from.netRng);
-    if (delay < 0) return;
     const cost = this.scenario.signatures.verifyCostUs / 1000;
+    if (this.opts.trace) {
+      // Send side of the message-sequence diagram: when it leaves and when it will arrive.
+      this.trace({
+        ev: "send",
+        from: from.name,
+        to: to.name,
+        type: msg.t,
+        bytes: size,
+        at: delay < 0 ? null : now + delay + cost,
+      });
+    }
+    if (delay < 0) return;
     this.engine.schedule(now + delay + cost, this.kDeliver, to.index, from.index, msg);
     if (this.network.duplicate(from.netRng)) {
       this.engine.schedule(
