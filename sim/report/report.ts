@@ -208,7 +208,9 @@ export function buildReport(r: ReportInput): string {
   }
   // The one script: tells a test (or a curious reader's console) how many charts rendered.
   const script =
-    `<script>console.log("report ready: " + document.querySelectorAll("svg").length + " svg");</script>`;
+    `<script>console.log("report ready: " + document.querySelectorAll("svg").length + " svg");
+addEventListener("load", () => requestAnimationFrame(() =>
+  console.log("report first frame at " + Math.round(performance.now()) + " ms")));</script>`;
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${
     esc(r.title)
   }</title><style>${STYLE}</style></head><body>${parts.join("\n")}${script}</body></html>\n`;

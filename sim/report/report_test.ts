@@ -118,7 +118,8 @@ Deno.test({
       assert.ok(svgs >= 7, `${svgs} SVG elements rendered`);
       assert.match(log, /report ready: \d+ svg/, "the page's own script ran (console captured)");
       const errors = log.split("\n").filter((l) =>
-        /CONSOLE/.test(l) && !/report ready/.test(l) || /Uncaught|ERR_FILE|net::ERR/.test(l)
+        /CONSOLE/.test(l) && !/report (ready|first frame)/.test(l) ||
+        /Uncaught|ERR_FILE|net::ERR/.test(l)
       );
       assert.deepEqual(errors, [], "console errors");
     } finally {
