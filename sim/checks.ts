@@ -7,7 +7,7 @@ import type { Scenario } from "./scenario.ts";
 
 export interface FaultAccount {
   name: string;
-  type: Scenario["faults"][number]["type"] | "leave" | "task";
+  type: Scenario["faults"][number]["type"] | "leave" | "task" | "migration";
   at: number;
   declared: number;
   fired: number;

@@ -17,6 +17,8 @@ import {
   formatConsensusSummary,
   writeConsensusOutputs,
 } from "./consensus/summary.ts";
+import { RamSimulation } from "./ram/simulation.ts";
+import { buildRamSummary, formatRamSummary, writeRamOutputs } from "./ram/summary.ts";
 
 const HELP = `Mycelium simulator
 
@@ -34,6 +36,11 @@ one fails (the replay command is printed), 2 on bad input.
 A scenario with a consensus section runs the consensus simulator instead: its
 outputs are summary.json (metrics.consensus), trust.csv, heights.csv, ops.csv and
 nodes.csv.
+
+A scenario with a ram section runs the distributed RAM simulator (VM memory
+replication, throttling, failover, migration; checks ram.*): its outputs are
+summary.json (metrics.ram), ram.csv (per VM every sampleInterval: buffer level,
+intensity, pause, replication lag), vms.csv and nodes.csv.
 
 replay: re-runs the same scenario and seed up to event K and prints the events
 around it (the run is deterministic, so this is exactly what happened).
@@ -143,6 +150,9 @@ async function runCommand(args: string[]): Promise<number> {
   if (scenario.consensus) {
     return runConsensus(scenario, { file: file!, sets, seed, out, quiet: values.quiet });
   }
+  if (scenario.ram) {
+    return runRam(scenario, { file: file!, sets, seed, out, quiet: values.quiet });
+  }
   const traceOn = values.trace || scenario.outputs.trace;
   const tracePath = join(out, "trace.jsonl");
   let traceBuf: string[] = [];
@@ -237,6 +247,52 @@ async function runConsensus(
   return 0;
 }
 
+function buildRam(scenario: Scenario, opts: ConstructorParameters<typeof RamSimulation>[1]) {
+  try {
+    return new RamSimulation(scenario, opts);
+  } catch (e) {
+    if (e instanceof MyceliumError) fail(`invalid scenario: ${e.message}`, 2);
+    throw e;
+  }
+}
+
+/** A scenario with a `ram` section runs in the RAM simulator. */
+async function runRam(
+  scenario: Scenario,
+  o: { file: string; sets: string[]; seed: number; out: string; quiet: boolean },
+): Promise<number> {
+  const sim = buildRam(scenario, { seed: o.seed });
+  const prog = progressReporter(o.quiet);
+  if (!o.quiet) {
+    console.error(
+      `running ${scenario.name}: ${sim.vms.length} VMs on ${sim.nodes.length} nodes, ${
+        scenario.duration / 1000
+      } s virtual, seed ${o.seed}`,
+    );
+  }
+  sim.run(prog.report);
+  prog.done();
+  const summary = buildRamSummary(sim, {
+    scenarioFile: o.file,
+    sets: o.sets,
+    wallMs: performance.now() - prog.start,
+    peakRssBytes: prog.peak(),
+  });
+  await writeRamOutputs(o.out, sim, summary);
+  if (!o.quiet) {
+    console.log(formatRamSummary(summary));
+    console.log(`\n  outputs in ${o.out}/`);
+  }
+  if (!summary.ok) {
+    console.error(
+      `\nFAILED: seed ${o.seed}${sim.violation ? `, event ${sim.violation.event}` : ""}`,
+    );
+    console.error(`replay: ${summary.replay}`);
+    return 1;
+  }
+  return 0;
+}
+
 /** The recorded events around event K of a replay (membership and consensus alike). */
 function printReplayWindow(
   name: string,
@@ -289,6 +345,7 @@ async function replayCommandRun(args: string[]): Promise<number> {
   if (scenario.consensus) {
     return replayConsensus(scenario, positionals[0]!, seed, sets, event, window);
   }
+  if (scenario.ram) return replayRam(scenario, positionals[0]!, seed, sets, event, window);
   const sim = build(scenario, { seed, recordLast: 2 * window + 1, stopAtEvent: event + window });
   sim.run();
   printReplayWindow(scenario.name, seed, event, window, sim.recentEvents());
@@ -326,6 +383,34 @@ function replayConsensus(
     if (e instanceof MyceliumError) fail(`invalid scenario: ${e.message}`, 2);
     throw e;
   }
+  sim.run();
+  printReplayWindow(scenario.name, seed, event, window, sim.recentEvents());
+  console.log(`\nat event ${sim.events}:`);
+  for (const line of sim.positions()) console.log(`  ${line}`);
+  if (sim.violation) {
+    console.log(
+      `violation: ${sim.violation.check}: ${sim.violation.detail} (event ${sim.violation.event})`,
+    );
+  }
+  console.log(
+    `re-run the whole scenario: ${replayCommand(file, seed, sets)}`.replace(" replay ", " run "),
+  );
+  return 0;
+}
+
+function replayRam(
+  scenario: Scenario,
+  file: string,
+  seed: number,
+  sets: string[],
+  event: number,
+  window: number,
+): number {
+  const sim = buildRam(scenario, {
+    seed,
+    recordLast: 2 * window + 1,
+    stopAtEvent: event + window,
+  });
   sim.run();
   printReplayWindow(scenario.name, seed, event, window, sim.recentEvents());
   console.log(`\nat event ${sim.events}:`);

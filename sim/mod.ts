@@ -19,3 +19,10 @@ export { resolveSelector, validateSelector } from "./selectors.ts";
 export { type CheckResult, type Progress, type SimOptions, Simulation } from "./simulation.ts";
 export { buildSummary, formatSummary, type Summary, writeOutputs } from "./summary.ts";
 export { runScenario, smallScenario } from "./testing.ts";
+export { type RamSimOptions, RamSimulation } from "./ram/simulation.ts";
+export {
+  buildRamSummary,
+  formatRamSummary,
+  type RamSummary,
+  writeRamOutputs,
+} from "./ram/summary.ts";

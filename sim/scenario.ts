@@ -8,6 +8,9 @@ import { formatZodError } from "../core/config_errors.ts";
 import { ConfigError } from "../core/errors.ts";
 import { swimConfigSchema } from "../core/membership/config.ts";
 import { consensusConfigSchema } from "../core/consensus/config.ts";
+import { ramConfigSchema } from "../core/ram/config.ts";
+import { workloadSchema as ramWorkloadSchema } from "../core/ram/workloads.ts";
+import { type NodeInfo, validateSelector } from "./selectors.ts";
 
 // ---- durations and rates ----
 
@@ -265,6 +268,61 @@ const consensusSchema = z.strictObject({
 });
 export type ConsensusScenario = z.infer<typeof consensusSchema>;
 
+// ---- distributed RAM ----
+
+const NAME_RE = /^[A-Za-z][\w.-]*$/;
+
+/**
+ * Distributed RAM replication (DESIGN.md section 5, issue 5): VMs whose memory the nodes
+ * replicate, each on a primary with `backups` backups, driven by a guest workload. Every
+ * node runs the RAM replicator (`core/ram/replicator.ts`); no membership protocol runs.
+ */
+const ramVmSchema = z.strictObject({
+  /** VM name; `count` > 1 expands to name-0, name-1, ... (a single VM keeps the name). */
+  name: z.string().regex(NAME_RE, "expected a VM name (letters, digits, - _ .)"),
+  count: z.int().min(1).max(100_000).default(1),
+  /** Guest memory; pages = memoryMiB * 256 (4 KiB pages). */
+  memoryMiB: z.number().positive().max(1024 * 1024).default(64),
+  /** Nodes the VMs' primaries are placed on, round-robin in node order. */
+  primaries: selector.default("all"),
+  /** Backups per VM (default: config.backupNodeCount). */
+  backups: z.int().min(0).optional(),
+  /**
+   * Nodes backups are chosen from: for a primary at node index p, the first `backups`
+   * candidates after p in node order (wrapping around), the primary excluded.
+   */
+  backupsFrom: selector.default("all"),
+  workload: ramWorkloadSchema.prefault({ kind: "web-server" }),
+});
+
+const ramSchema = z.strictObject({
+  config: ramConfigSchema.prefault({}),
+  policy: z.enum(["mycelium", "auto-converge", "remus"]).default("mycelium"),
+  remus: z.strictObject({
+    /** The guest stops this long at every epoch boundary to capture the checkpoint. */
+    checkpointPauseMs: nonNegDuration.default(2),
+  }).prefault({}),
+  /**
+   * Remus-style output buffering: the guest's outputs (one per guest tick) are released to
+   * clients only once the epoch containing them is acknowledged by the backups. Outputs are
+   * modelled when the policy is remus or the ram.output-buffering check is on; false
+   * releases them at once (which the check must catch on a failover).
+   */
+  outputBuffering: z.boolean().default(true),
+  /** The guests' tick: each tick every running guest dirties its pages for the elapsed time. */
+  guestTickMs: duration.refine((v) => v > 0, "must be positive").default(5),
+  vms: z.array(ramVmSchema).min(1, "a ram section needs at least one VM"),
+  /** Planned live migrations: at `at`, the VM's primary migrates it to `to` (default: its first backup). */
+  migrations: z.array(z.strictObject({
+    at: nonNegDuration,
+    vm: z.string(),
+    to: z.string().optional(),
+    name: z.string().optional(),
+  })).default([]),
+});
+export type RamScenario = z.infer<typeof ramSchema>;
+export type RamVmSpec = z.infer<typeof ramVmSchema>;
+
 // ---- checks ----
 
 export const checkSchema = z.discriminatedUnion("type", [
@@ -320,6 +378,39 @@ export const checkSchema = z.discriminatedUnion("type", [
    * wrong lost trust and every always-correct executor gained it.
    */
   z.strictObject({ type: z.literal("consensus.trust-dynamics") }),
+  /** RAM safety, online: each tick's intensity is in [0, M] and the policy's I(b). */
+  z.strictObject({ type: z.literal("ram.intensity") }),
+  /** RAM safety, online: at most one primary per VM per term, never two at once. */
+  z.strictObject({ type: z.literal("ram.single-primary") }),
+  /** RAM safety, online: applied and promoted states equal the digest of a cut epoch. */
+  z.strictObject({ type: z.literal("ram.failover-consistent") }),
+  /** RAM safety, online: no output released to clients is missing after a failover. */
+  z.strictObject({ type: z.literal("ram.output-buffering") }),
+  /** RAM safety, online: every emergency pause <= convergenceTimeoutMs + one interval. */
+  z.strictObject({ type: z.literal("ram.pause-bounded") }),
+  /**
+   * End of run: p99 replication lag (now - oldest unacknowledged cut, sampled every epoch)
+   * <= maxMs, leaving out each fault's window and `afterFaultMs` after it.
+   */
+  z.strictObject({
+    type: z.literal("ram.replication-lag"),
+    maxMs: nonNegDuration.default(100),
+    afterFaultMs: nonNegDuration.default(5000),
+  }),
+  /** End of run: every planned migration ends as `expect` (completed: within `withinMs`). */
+  z.strictObject({
+    type: z.literal("ram.migration"),
+    withinMs: nonNegDuration.default(10_000),
+    expect: z.enum(["completed", "aborted"]).default("completed"),
+  }),
+  /**
+   * End of run: whenever a VM loses its primary (a crash, or a lease lapse that fences it),
+   * a new primary is elected within `maxMs`.
+   */
+  z.strictObject({
+    type: z.literal("ram.failover-time"),
+    maxMs: nonNegDuration.default(5000),
+  }),
 ]);
 export type CheckSpec = z.infer<typeof checkSchema>;
 
@@ -355,6 +446,8 @@ export const scenarioSchema = z.strictObject({
   workload: workloadSchema.default({ leaves: [] }),
   /** Present: the run is a consensus run (the consensus simulator; no membership protocol). */
   consensus: consensusSchema.optional(),
+  /** Present: the run is a distributed RAM run (the RAM simulator; no membership protocol). */
+  ram: ramSchema.optional(),
   checks: z.array(checkSchema).default([
     { type: "membership.converged", within: 60_000 },
     { type: "membership.detection", maxMs: 30_000 },
@@ -380,7 +473,90 @@ export function parseScenario(doc: unknown, source = "scenario"): Scenario {
     }
     names.add(g.group);
   });
+  if (s.ram) {
+    if (s.consensus) {
+      throw new ConfigError("ram: a scenario has either a consensus or a ram section", source);
+    }
+    // A RAM run has no membership protocol: without an explicit list, no default checks.
+    const given = (doc as { checks?: unknown } | null)?.checks;
+    if (given === undefined) s.checks = [];
+    validateRam(s, source);
+  } else {
+    s.checks.forEach((c, i) => {
+      if (c.type.startsWith("ram.")) {
+        throw new ConfigError(`checks[${i}]: ${c.type} needs a ram section`, source);
+      }
+    });
+  }
   return s;
+}
+
+/** Node names of the scenario (`group-k`), in network index order. */
+export function scenarioNodeInfo(s: Scenario): NodeInfo[] {
+  const out: NodeInfo[] = [];
+  for (const g of s.nodes) {
+    for (let k = 0; k < g.count; k++) {
+      out.push({
+        name: `${g.group}-${k}`,
+        group: g.group,
+        indexInGroup: k,
+        tier: g.tier,
+        region: g.region,
+      });
+    }
+  }
+  return out;
+}
+
+/** The VM names a `vms` entry expands to. */
+export function ramVmNames(v: Pick<RamVmSpec, "name" | "count">): string[] {
+  return v.count === 1 ? [v.name] : Array.from({ length: v.count }, (_, k) => `${v.name}-${k}`);
+}
+
+/** Names, selectors and times of the ram section, with errors naming the field. */
+function validateRam(s: Scenario, source: string): void {
+  const ram = s.ram!;
+  const info = scenarioNodeInfo(s);
+  const nodeNames = new Set(info.map((n) => n.name));
+  const vms = new Set<string>();
+  ram.vms.forEach((v, i) => {
+    const path = `ram.vms[${i}]`;
+    for (const name of ramVmNames(v)) {
+      if (vms.has(name)) throw new ConfigError(`${path}.name: duplicate VM name "${name}"`, source);
+      vms.add(name);
+    }
+    try {
+      validateSelector(v.primaries, info, `${path}.primaries`);
+      validateSelector(v.backupsFrom, info, `${path}.backupsFrom`);
+    } catch (e) {
+      if (e instanceof ConfigError) throw new ConfigError(e.message, source, e);
+      throw e;
+    }
+  });
+  ram.migrations.forEach((m, i) => {
+    const path = `ram.migrations[${i}]`;
+    if (!vms.has(m.vm)) {
+      throw new ConfigError(`${path}.vm: no VM named "${m.vm}"`, source);
+    }
+    if (m.to !== undefined && !nodeNames.has(m.to)) {
+      throw new ConfigError(`${path}.to: no node named "${m.to}"`, source);
+    }
+    if (m.at > s.duration) {
+      throw new ConfigError(`${path}.at: ${m.at} ms is after the end of the run`, source);
+    }
+  });
+  if (ram.policy === "remus") {
+    const ms = ram.remus.checkpointPauseMs;
+    for (const p of ["low", "medium", "high"] as const) {
+      if (ms > ram.config.profiles[p].intervalMs) {
+        throw new ConfigError(
+          `ram.remus.checkpointPauseMs: ${ms} ms exceeds the ${p} profile's interval ` +
+            `(${ram.config.profiles[p].intervalMs} ms)`,
+          source,
+        );
+      }
+    }
+  }
 }
 
 /** Parses YAML text, applies `--set path=value` overrides, validates. */
