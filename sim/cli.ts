@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { MyceliumError } from "../core/errors.ts";
-import { loadScenarioFile, type Scenario } from "./scenario.ts";
+import { duration, loadScenarioFile, type Scenario } from "./scenario.ts";
 import { type Progress, Simulation } from "./simulation.ts";
 import { buildSummary, formatSummary, replayCommand, writeOutputs } from "./summary.ts";
 import { ConsensusSimulation } from "./consensus/simulation.ts";
@@ -18,6 +18,8 @@ import {
   writeConsensusOutputs,
 } from "./consensus/summary.ts";
 import { RamSimulation } from "./ram/simulation.ts";
+import { sweepCommand } from "./sweep/cli.ts";
+import { type LamportChoice, writeReport } from "./report/from_run.ts";
 import { buildRamSummary, formatRamSummary, writeRamOutputs } from "./ram/summary.ts";
 
 const HELP = `Mycelium simulator
@@ -26,6 +28,9 @@ Usage:
   deno task sim run <scenario.yaml> [options]
   deno task sim replay <scenario.yaml> --seed N --event K [options]
   deno task sim twins [--n 4] [--twins 1] [--samples 1000] [--seed 1] [--out DIR]
+  deno task sim sweep <scenario.yaml> --seeds A..B [--set PATH=V1,V2 ...] [--workers N]
+  deno task sim sweep collect DIR...
+  deno task sim report DIR [--lamport-nodes a,b] [--lamport-window 10s..10.5s]
   deno task sim --help
 
 run: runs the scenario, prints a summary table, writes DIR/summary.json, metric
@@ -51,6 +56,13 @@ of --duration ms. Prints violations with a scenario file that replays each, and
 writes DIR/twins.json. With twins <= f no safety violation may appear; with f+1
 one must (the checkers' own test).
 
+sweep: runs a grid of seeds x --set values in worker processes, resumable; see
+deno task sim sweep --help (also --emit k8s for a Kubernetes Indexed Job).
+
+report: writes DIR/report.html for a finished run: one offline page with the
+metrics over time, the fault schedule, the checks and a message-sequence diagram
+(from trace.jsonl, when the run kept one).
+
 Options:
   --seed N           seed (default: the scenario's seed)
   --out DIR          output directory (default: out/<scenario name>)
@@ -61,6 +73,9 @@ Options:
   --event K          (replay) the event index to stop around
   --window W         (replay) events to show before and after K (default 20)
   --quiet            no progress line and no table (summary.json only)
+  --report           (run) also write DIR/report.html
+  --lamport-nodes L  (run --report, report) nodes of the message-sequence diagram
+  --lamport-window W (run --report, report) its time window, e.g. 10s..10.5s
   -h, --help         this help
 `;
 
@@ -123,6 +138,32 @@ function progressReporter(quiet: boolean) {
   return { report, done, peak: () => peakRss, start };
 }
 
+const LAMPORT_OPTIONS = {
+  "lamport-nodes": { type: "string" },
+  "lamport-window": { type: "string" },
+} as const;
+
+/** `--lamport-nodes a,b,c` and `--lamport-window 10s..10.5s` (durations as in scenarios). */
+function lamportChoice(v: { "lamport-nodes"?: string; "lamport-window"?: string }): LamportChoice {
+  const choice: LamportChoice = {};
+  if (v["lamport-nodes"]) choice.nodes = v["lamport-nodes"].split(",").map((s) => s.trim());
+  const w = v["lamport-window"];
+  if (w) {
+    const m = /^(.+)\.\.(.+)$/.exec(w);
+    const ms = (x: string) => {
+      const r = duration.safeParse(/^\d+(\.\d+)?$/.test(x.trim()) ? Number(x) : x.trim());
+      return r.success ? r.data : NaN;
+    };
+    const from = m ? ms(m[1]) : NaN, to = m ? ms(m[2]) : NaN;
+    if (!(from >= 0 && to > from)) {
+      fail(`--lamport-window: expected FROM..TO (e.g. 10s..10.5s), got "${w}"`, 2);
+    }
+    choice.fromMs = from;
+    choice.toMs = to;
+  }
+  return choice;
+}
+
 async function runCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -133,6 +174,8 @@ async function runCommand(args: string[]): Promise<number> {
       set: { type: "string", multiple: true, default: [] },
       trace: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
+      report: { type: "boolean", default: false },
+      ...LAMPORT_OPTIONS,
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -140,12 +183,29 @@ async function runCommand(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  const lamport = lamportChoice(values);
+  const code = await runKind(values, positionals);
+  if (values.report && code !== 2 && lastRun) {
+    const path = await writeReport(lastRun.out, { scenario: lastRun.scenario, lamport });
+    if (!values.quiet) console.log(`  report: ${path}`);
+  }
+  return code;
+}
+
+/** The run the `--report` flag describes (set by runKind once outputs exist). */
+let lastRun: { out: string; scenario: Scenario } | null = null;
+
+async function runKind(
+  values: { seed?: string; out?: string; set: string[]; trace: boolean; quiet: boolean },
+  positionals: string[],
+): Promise<number> {
   const file = positionals[0];
   const sets = values.set as string[];
   const scenario = await load(file, sets);
   const seed = parseSeed(values.seed) ?? scenario.seed;
   const out = values.out ?? join("out", scenario.name);
   await Deno.mkdir(out, { recursive: true });
+  lastRun = { out, scenario };
 
   if (scenario.consensus) {
     return runConsensus(scenario, { file: file!, sets, seed, out, quiet: values.quiet });
@@ -513,6 +573,32 @@ async function twinsCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+/** `report DIR`: (re)writes DIR/report.html for a finished run. */
+async function reportCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { ...LAMPORT_OPTIONS, help: { type: "boolean", short: "h", default: false } },
+  });
+  if (values.help || positionals.length !== 1) {
+    console.log(
+      "deno task sim report DIR [--lamport-nodes a,b,c] [--lamport-window 10s..10.5s]\n\n" +
+        "Writes DIR/report.html for the run in DIR (summary.json, its CSVs, trace.jsonl).",
+    );
+    return values.help ? 0 : 2;
+  }
+  try {
+    console.log(await writeReport(positionals[0], { lamport: lamportChoice(values) }));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      console.error(`report: ${positionals[0]} holds no run (no summary.json)`);
+      return 2;
+    }
+    throw e;
+  }
+  return 0;
+}
+
 export async function main(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   switch (cmd) {
@@ -522,6 +608,10 @@ export async function main(args: string[]): Promise<number> {
       return await replayCommandRun(rest);
     case "twins":
       return await twinsCommand(rest);
+    case "sweep":
+      return await sweepCommand(rest);
+    case "report":
+      return await reportCommand(rest);
     case undefined:
     case "-h":
     case "--help":

@@ -86,7 +86,7 @@ function seriesCharts(doc: Doc, s: Series, faults: FaultWindow[], durationS: num
       grid: true,
       x: { label: "time (s)", domain: [0, durationS] },
       y: { label: col.replaceAll("_", " ") },
-      color: { legend: false },
+      color: { type: "categorical", legend: false },
       marks: [
         Plot.rect(bands, { x1: "from", x2: "to", fill: "type", fillOpacity: 0.12 }),
         Plot.line(pts, { x: "t", y: "v", stroke: "steelblue" }),
@@ -104,7 +104,7 @@ function faultChart(doc: Doc, faults: FaultWindow[], durationS: number): string 
     marginLeft: 160,
     x: { label: "time (s)", domain: [0, durationS], grid: true },
     y: { label: null },
-    color: { legend: true },
+    color: { type: "categorical", legend: true },
     marks: [
       Plot.barX(faultBands(faults), { x1: "from", x2: "to", y: "name", fill: "type" }),
     ],
@@ -138,7 +138,8 @@ function lamportChart(doc: Doc, l: NonNullable<ReportInput["lamport"]>): string 
     marginLeft: 70,
     x: { domain: l.nodes, axis: "top", label: null, padding: 0.3 },
     y: { domain: [l.fromMs, l.toMs], reverse: true, label: "time (ms)", grid: true },
-    color: { legend: true },
+    // Categorical always: with no message in the window Plot would otherwise pick a ramp.
+    color: { type: "categorical", legend: arrows.length > 0 },
     marks: [
       Plot.ruleX(l.nodes, { stroke: "#bbb" }),
       Plot.arrow(arrows, {

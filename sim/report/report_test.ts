@@ -127,3 +127,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test("sim CLI: run --report writes report.html; report DIR rewrites it; bad input exits 2", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = join(dir, "run");
+    const r = await runScript(SIM_CLI, [
+      "run",
+      "scenarios/ram-lan.yaml",
+      "--report",
+      "--quiet",
+      "--out",
+      out,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const html = await Deno.readTextFile(join(out, "report.html"));
+    assert.match(html, /ram-lan: all checks ok/);
+    assert.match(html, /Distributed RAM over time/);
+    await Deno.remove(join(out, "report.html"));
+    assert.equal((await runScript(SIM_CLI, ["report", out])).code, 0);
+    await Deno.stat(join(out, "report.html"));
+    assert.equal((await runScript(SIM_CLI, ["report", join(dir, "none")])).code, 2);
+    const bad = await runScript(SIM_CLI, ["report", out, "--lamport-window", "5s..1s"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--lamport-window: expected FROM\.\.TO/);
+    assert.equal((await runScript(SIM_CLI, ["sweep", "--help"])).code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

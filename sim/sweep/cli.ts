@@ -9,7 +9,6 @@ import { loadScenarioFile } from "../scenario.ts";
 import { cells, parseAxes, parseSeeds, shard, tasks } from "./grid.ts";
 import { type RunRow, simulatorFor } from "./run_one.ts";
 import { readRows, runSweep, type SweepSpec, writeSweepOutputs } from "./sweep.ts";
-import { dnsLabel, sweepManifests } from "./k8s.ts";
 
 const DEFAULT_IMAGE = "mycelium-sim:0.1.0";
 
@@ -113,6 +112,8 @@ async function emitK8s(
   v: Record<string, string | boolean | string[] | undefined>,
   out: string,
 ): Promise<number> {
+  // Loaded here only: the Kubernetes models (and their validator) are large.
+  const { dnsLabel, sweepManifests } = await import("./k8s.ts");
   let text: string;
   try {
     const shards = positiveInt(v.shards as string, "shards");

@@ -9,6 +9,8 @@ import { Simulation } from "../simulation.ts";
 import { buildSummary } from "../summary.ts";
 import { ConsensusSimulation } from "../consensus/simulation.ts";
 import { buildConsensusSummary } from "../consensus/summary.ts";
+import { RamSimulation } from "../ram/simulation.ts";
+import { buildRamSummary } from "../ram/summary.ts";
 
 export interface RunRow {
   cell: string;
@@ -39,10 +41,13 @@ export function flattenMetrics(v: unknown, prefix = "", out: Record<string, numb
 }
 
 /** The simulator for a scenario (construction validates it: a ConfigError names the field). */
-export function simulatorFor(scenario: Scenario, seed: number): Simulation | ConsensusSimulation {
-  return scenario.consensus
-    ? new ConsensusSimulation(scenario, { seed })
-    : new Simulation(scenario, { seed });
+export function simulatorFor(
+  scenario: Scenario,
+  seed: number,
+): Simulation | ConsensusSimulation | RamSimulation {
+  if (scenario.consensus) return new ConsensusSimulation(scenario, { seed });
+  if (scenario.ram) return new RamSimulation(scenario, { seed });
+  return new Simulation(scenario, { seed });
 }
 
 export async function runOne(
@@ -62,9 +67,12 @@ export async function runOne(
   }
   const opts = { scenarioFile: file, sets, wallMs: 0, peakRssBytes: 0 };
   sim.run();
+  const o = { ...opts, wallMs: performance.now() - t0 };
   const summary = sim instanceof ConsensusSimulation
-    ? buildConsensusSummary(sim, { ...opts, wallMs: performance.now() - t0 })
-    : buildSummary(sim, { ...opts, wallMs: performance.now() - t0 });
+    ? buildConsensusSummary(sim, o)
+    : sim instanceof RamSimulation
+    ? buildRamSummary(sim, o)
+    : buildSummary(sim, o);
   return {
     ...base,
     ok: summary.ok,
