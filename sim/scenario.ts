@@ -292,6 +292,11 @@ const ramVmSchema = z.strictObject({
    * candidates after p in node order (wrapping around), the primary excluded.
    */
   backupsFrom: selector.default("all"),
+  /**
+   * Rhizomorph relays: the VM's replicas talk only through these nodes, the stream split
+   * across them in proportion to their measured bandwidth (core/ram/multipath.ts).
+   */
+  relays: selector.optional(),
   workload: ramWorkloadSchema.prefault({ kind: "web-server" }),
 });
 
@@ -411,6 +416,14 @@ export const checkSchema = z.discriminatedUnion("type", [
     type: z.literal("ram.failover-time"),
     maxMs: nonNegDuration.default(5000),
   }),
+  /**
+   * End of run: a VM with relays keeps replicating while one relay path lives: no backup
+   * goes `maxGapMs` without applying an epoch while its primary runs and a relay is up.
+   */
+  z.strictObject({
+    type: z.literal("ram.replication-continues"),
+    maxGapMs: nonNegDuration.default(1000),
+  }),
 ]);
 export type CheckSpec = z.infer<typeof checkSchema>;
 
@@ -528,6 +541,7 @@ function validateRam(s: Scenario, source: string): void {
     try {
       validateSelector(v.primaries, info, `${path}.primaries`);
       validateSelector(v.backupsFrom, info, `${path}.backupsFrom`);
+      if (v.relays !== undefined) validateSelector(v.relays, info, `${path}.relays`);
     } catch (e) {
       if (e instanceof ConfigError) throw new ConfigError(e.message, source, e);
       throw e;

@@ -4,7 +4,7 @@
  * a `ram-relay` envelope through one relay, the stream split across the live paths in
  * proportion to their measured bandwidth (`PathSet`: a Degraded path's share halves, a
  * Failed one carries nothing). Probes every `probeIntervalMs` through each path measure its
- * round trip and report what it delivered; a probe unanswered within `PROBE_TIMEOUT_MS`
+ * round trip and report what it delivered; a probe unanswered in time (`probeTimeout`)
  * counts as failed, and `failedProbes` of them in a row fail the path.
  *
  * `MultipathRam` wraps a `RamReplicator` as a protocol of its own: the replicator sends and
@@ -60,8 +60,18 @@ export function ramWireBytes(msg: RamWire<unknown>): number {
 export const RELAY_HEADER_BYTES = 48;
 /** A round trip this far above a path's smallest means data queues on it. */
 export const QUEUE_MS = 20;
-/** A probe unanswered this long failed (so round trips up to it are measured, not failed). */
-export const PROBE_TIMEOUT_MS = 500;
+/** How long a failed probe's answer is still used to measure the path. */
+const LATE_MS = 5000;
+
+/**
+ * A probe fails when unanswered for `probeIntervalMs` (DESIGN.md: "3 failed 100 ms probes"),
+ * or for twice the path's latest round trip where that is longer, so a slow but working WAN
+ * path is measured (and Degraded), not Failed. (A path whose latency jumps fails its next
+ * probes; the late answers, still accepted for `LATE_MS`, restore it with the new round trip.)
+ */
+function probeTimeout(lastRtt: number | undefined, intervalMs: number): number {
+  return Math.max(intervalMs, 2 * (lastRtt ?? 0));
+}
 const MAX_WEIGHT = 1e6;
 
 interface Route {
@@ -75,11 +85,16 @@ interface Route {
   roundSent: Map<NodeId, number>;
   /** Bytes received from the peer through each relay since the last probe answer. */
   received: Map<NodeId, number>;
-  /** Each path's weight (relative bandwidth) and smallest round trip seen. */
+  /** Each path's weight (relative bandwidth), smallest and latest round trip. */
   weight: Map<NodeId, number>;
   baseRtt: Map<NodeId, number>;
+  lastRtt: Map<NodeId, number>;
+  /** When each path last answered a probe (-1: never). */
+  lastOk: Map<NodeId, number>;
   /** Outstanding probes per relay: seq -> send time. */
   probes: Map<NodeId, Map<number, number>>;
+  /** Probes counted as failed whose answer may still come (it measures a slow path). */
+  late: Map<NodeId, Map<number, number>>;
   seq: number;
 }
 
@@ -117,7 +132,10 @@ export class MultipathRam<C> implements Protocol<RamWire<C>> {
       received: new Map(ids.map((r) => [r, 0])),
       weight: new Map(ids.map((r) => [r, 1])),
       baseRtt: new Map(),
+      lastRtt: new Map(),
+      lastOk: new Map(ids.map((r) => [r, -1])),
       probes: new Map(ids.map((r) => [r, new Map()])),
+      late: new Map(ids.map((r) => [r, new Map()])),
       seq: 0,
     });
     if (this.host && !this.stopped) this.host.setTimer(PROBE_TIMER, this.config.probeIntervalMs);
@@ -173,7 +191,12 @@ export class MultipathRam<C> implements Protocol<RamWire<C>> {
    */
   private pick(r: Route): NodeId {
     const shares = r.paths.shares();
-    if (shares.size === 0) return r.relays[0];
+    if (shares.size === 0) {
+      // Every path failed: keep trying the one that answered last.
+      let best = r.relays[0];
+      for (const id of r.relays) if (r.lastOk.get(id)! > r.lastOk.get(best)!) best = id;
+      return best;
+    }
     let total = 0;
     for (const id of shares.keys()) total += r.sent.get(id as NodeId)!;
     let best = "";
@@ -229,10 +252,14 @@ export class MultipathRam<C> implements Protocol<RamWire<C>> {
       return;
     }
     const r = this.routes.get(MultipathRam.key(p.vmId, p.to));
-    const sentAt = r?.probes.get(p.via)?.get(p.seq);
-    if (!r || sentAt === undefined) return; // answered after it timed out
+    if (!r || !r.probes.has(p.via)) return;
+    const sentAt = r.probes.get(p.via)!.get(p.seq) ?? r.late.get(p.via)!.get(p.seq);
+    if (sentAt === undefined) return; // too late even for a slow path
     r.probes.get(p.via)!.delete(p.seq);
+    r.late.get(p.via)!.delete(p.seq);
     const rtt = h.now() - sentAt;
+    r.lastRtt.set(p.via, rtt);
+    r.lastOk.set(p.via, h.now());
     const base = Math.min(r.baseRtt.get(p.via) ?? Infinity, rtt);
     r.baseRtt.set(p.via, base);
     const w = r.weight.get(p.via)!;
@@ -256,10 +283,21 @@ export class MultipathRam<C> implements Protocol<RamWire<C>> {
       for (const [via, w] of r.weight) r.weight.set(via, w / max); // relative weights
       for (const via of r.relays) {
         const out = r.probes.get(via)!;
+        const timeout = probeTimeout(r.lastRtt.get(via), this.config.probeIntervalMs);
+        const late = r.late.get(via)!;
+        for (const [seq, at] of late) {
+          if (h.now() - at > LATE_MS) late.delete(seq);
+        }
         for (const [seq, at] of out) {
-          if (h.now() - at < PROBE_TIMEOUT_MS) continue;
+          if (h.now() - at < timeout) continue;
           out.delete(seq);
+          late.set(seq, at);
+          const was = r.paths.state(via);
           r.paths.probeResult(via, false);
+          if (was !== "failed" && r.paths.state(via) === "failed") {
+            // Whatever was in flight through it is lost: send it again over the live paths.
+            this.replicator.resendUnacked(r.vmId, r.peer);
+          }
           r.weight.set(via, Math.max(r.weight.get(via)! * 0.5, 1e-6));
           h.metrics.inc("mycelium_ram_probe_failures_total");
         }

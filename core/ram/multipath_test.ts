@@ -82,7 +82,7 @@ Deno.test("multipath: with the direct link cut, epochs flow through the relays a
   assert.ok(l.net.node(P).rep.running("vm"), "the primary keeps its lease through the relays");
 });
 
-Deno.test("multipath: the split follows measured bandwidth (4:1 links carry about 4:1)", () => {
+Deno.test("multipath: the split follows measured bandwidth (4:1 links: 4:1 to 8:1)", () => {
   const l = lab({ r1: 40, r2: 10 });
   setupVm(l, 20); // 80 KiB/ms: more than both paths together, so both stay busy
   l.net.runUntil(2000);
@@ -90,7 +90,9 @@ Deno.test("multipath: the split follows measured bandwidth (4:1 links carry abou
   l.net.runUntil(6000);
   const a = relayedBytes(l, R1) - a0, b = relayedBytes(l, R2) - b0;
   const ratio = a / b;
-  assert.ok(ratio > 3 && ratio < 5.5, `relayed ${a} vs ${b} bytes: ratio ${ratio.toFixed(2)}`);
+  // About 4:1, or up to 8:1 while queueing on the slow link makes it Degraded (its share
+  // halves): never the even split, and the slow path still carries data.
+  assert.ok(ratio > 3 && ratio < 10, `relayed ${a} vs ${b} bytes: ratio ${ratio.toFixed(2)}`);
   const shares = l.mp.get(P)!.paths("vm", B)!.shares();
   assert.ok(shares.get(R1)! > 0.7, `share of the fast path ${shares.get(R1)}`);
 });

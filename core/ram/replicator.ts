@@ -267,6 +267,21 @@ export class RamReplicator<C> implements Protocol<RamMessage<C>> {
   }
 
   /**
+   * Sends again every chunk in flight to `backup` that it has not acknowledged: the transport
+   * knows they were lost (a relay path failed), so waiting for the retransmission timeout
+   * would only stall the backup. No-op unless this node is the VM's primary.
+   */
+  resendUnacked(vmId: string, backup: NodeId): number {
+    const vm = this.vms.get(vmId);
+    const l = vm?.p?.links.get(backup);
+    if (!vm || !l || this.stopped || !this.host) return 0;
+    const now = this.h.now();
+    const n = l.retransmit(vm.id, now, now, vm.perChunk, (c) => this.h.send(l.node, c));
+    if (n > 0) this.h.metrics.inc("mycelium_ram_retransmits_total", n, vm.labels);
+    return n;
+  }
+
+  /**
    * Starts a planned migration of `vmId` to `target` (a backup; any other node is added as
    * a backup first and seeded by resync). Progress is reported through the observer,
    * metrics and `status`.

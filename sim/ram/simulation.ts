@@ -30,6 +30,8 @@ import type {
   ThrottlePolicy,
 } from "../../core/ram/params.ts";
 import { RamReplicator } from "../../core/ram/replicator.ts";
+import { MultipathRam, type RamWire, ramWireBytes } from "../../core/ram/multipath.ts";
+import { resolveSelector } from "../selectors.ts";
 import { makeWorkload, type Workload } from "../../core/ram/workloads.ts";
 import { type CheckResult, declared, type FaultAccount, firedCheck } from "../checks.ts";
 import { Engine } from "../engine.ts";
@@ -55,6 +57,8 @@ export interface RamNode extends NodeInfo {
   up: boolean;
   life: number;
   rep: RamReplicator<number> | null;
+  /** The relay router around `rep`, when some VM of the scenario uses relays. */
+  mp: MultipathRam<number> | null;
   readonly store: MemoryStore;
   readonly netRng: Rng;
   readonly rng: Rng;
@@ -107,6 +111,10 @@ export interface SimVm extends VmCounters {
   outputsEmitted: number;
   outputsReleased: number;
   pendingOutputs: Array<{ term: number; epoch: number; at: number }>;
+  /** Relay nodes its replicas talk through (empty: direct). */
+  relays: number[];
+  /** With relays: when each node applied an epoch of this VM (ram.replication-continues). */
+  appliedAt: Map<number, number[]>;
 }
 
 export interface RamProgress {
@@ -167,10 +175,14 @@ export interface RamSample {
 }
 
 /** A small code per message type for the trace hash ("ram-" + kind: length and 5th letter). */
-const msgCode = (t: RamMessage["t"]) => t.length * 31 + t.charCodeAt(4);
+const msgCode = (t: RamWire["t"]) => t.length * 31 + t.charCodeAt(4);
 
-function describe(m: RamMessage<number>): string {
+function describe(m: RamWire<number>): string {
   switch (m.t) {
+    case "ram-relay":
+      return `relay via ${m.via.slice(0, 8)}: ${describe(m.inner)}`;
+    case "ram-probe":
+      return `${m.t}${m.ack ? " ack" : ""} ${m.vmId} via ${m.via.slice(0, 8)} #${m.seq}`;
     case "ram-epoch":
       return `${m.t} ${m.vmId} t${m.term} e${m.epoch}${m.resync ? " resync" : ""} chunk ${
         m.chunk + 1
@@ -188,6 +200,9 @@ function describe(m: RamMessage<number>): string {
 export class RamSimulation {
   readonly scenario: Scenario;
   readonly ram: RamScenario;
+  /** Some VM routes through relays: every node runs the relay router. */
+  private usesRelays = false;
+  private readonly downs = new Map<number, Array<[number, number]>>();
   readonly seed: number;
   readonly engine = new Engine();
   readonly rootRng: Rng;
@@ -330,6 +345,12 @@ export class RamSimulation {
         outputsEmitted: 0,
         outputsReleased: 0,
         pendingOutputs: [],
+        relays: spec.relays === undefined ? [] : resolveSelector(
+          spec.relays,
+          this.nodes,
+          this.rootRng.derive(`relays/${p.name}`),
+        ).filter((r) => r !== p.primary && !p.backups.includes(r)),
+        appliedAt: new Map(),
         pagesReplicated: 0,
         bytesReplicated: 0,
         epochs: 0,
@@ -348,6 +369,7 @@ export class RamSimulation {
         this.initial.push({ vm, node: n, role, placement: p });
       }
     }
+    this.usesRelays = this.vms.some((v) => v.relays.length > 0);
 
     this.kDeliver = this.engine.register((to, from, msg) =>
       this.deliver(to, from, msg as RamMessage<number>)
@@ -404,6 +426,7 @@ export class RamSimulation {
       up: false,
       life: 0,
       rep: null,
+      mp: null,
       store: new MemoryStore(),
       netRng: this.rootRng.derive(`net/${name}`),
       rng: this.rootRng.derive(`node/${name}`),
@@ -452,7 +475,7 @@ export class RamSimulation {
 
   // ---- node lifecycle ----
 
-  private host(n: RamNode): Host<RamMessage<number>> {
+  private host(n: RamNode): Host<RamWire<number>> {
     const life = n.life;
     const current = () => n.up && n.life === life;
     return {
@@ -482,6 +505,8 @@ export class RamSimulation {
 
   private start(n: RamNode): void {
     if (n.up) return;
+    const last = this.downs.get(n.index)?.at(-1);
+    if (last && last[1] === Infinity) last[1] = this.engine.now;
     const first = n.life === 0;
     n.up = true;
     n.life++;
@@ -494,7 +519,10 @@ export class RamSimulation {
       },
     });
     n.rep = rep;
-    rep.start(this.host(n));
+    if (this.usesRelays) {
+      n.mp = new MultipathRam(rep, this.ram.config.paths);
+      n.mp.start(this.host(n));
+    } else rep.start(this.host(n));
     if (first) {
       for (const r of this.initial) {
         if (r.node !== n) continue;
@@ -509,6 +537,13 @@ export class RamSimulation {
           backups: r.placement.backups.map((b) => this.nodes[b].id),
           term: 1,
         });
+        // Both ends of every replica pair route through the VM's relays.
+        if (vm.relays.length > 0) {
+          const relayIds = vm.relays.map((i) => this.nodes[i].id);
+          for (const other of [r.placement.primary, ...r.placement.backups]) {
+            if (other !== n.index) n.mp!.setRoute(vm.name, this.nodes[other].id, relayIds);
+          }
+        }
       }
     }
     this.engine.schedule(this.engine.now + this.guestTickMs, this.kGuest, n.index, n.life);
@@ -524,8 +559,12 @@ export class RamSimulation {
       this.primaryLosses.push({ vm: vm.name, node: n.name, at: now, cause: "crash" });
     }
     n.store.crash(loseUnsynced);
-    n.rep!.stop(); // emits "stopped" for every VM (closes its primary intervals)
+    const d = this.downs.get(n.index) ?? [];
+    d.push([now, Infinity]);
+    this.downs.set(n.index, d);
+    (n.mp ?? n.rep)!.stop(); // emits "stopped" for every VM (closes its primary intervals)
     n.rep = null;
+    n.mp = null;
     n.up = false;
     n.life++;
     n.timers.clear();
@@ -543,6 +582,11 @@ export class RamSimulation {
     if (this.onlineChecks) this.checkers.onEvent(now, e);
     const vm = this.vmByName.get(e.vmId);
     if (!vm) return;
+    if (e.kind === "epochApplied" && vm.relays.length > 0) {
+      const list = vm.appliedAt.get(n.index) ?? [];
+      list.push(now);
+      vm.appliedAt.set(n.index, list);
+    }
     switch (e.kind) {
       case "tick": {
         if (vm.primary !== n.index) return;
@@ -740,10 +784,10 @@ export class RamSimulation {
 
   // ---- messages ----
 
-  private send(from: RamNode, toId: NodeId, msg: RamMessage<number>): void {
+  private send(from: RamNode, toId: NodeId, msg: RamWire<number>): void {
     const to = this.byId.get(toId);
     if (!to || to === from) return;
-    const size = ramMessageBytes(msg);
+    const size = this.usesRelays ? ramWireBytes(msg) : ramMessageBytes(msg as RamMessage<number>);
     const now = this.engine.now;
     from.bytesSent += size;
     from.msgsSent++;
@@ -765,14 +809,15 @@ export class RamSimulation {
     }
   }
 
-  private deliver(toIdx: number, fromIdx: number, msg: RamMessage<number>): void {
+  private deliver(toIdx: number, fromIdx: number, msg: RamWire<number>): void {
     this.engine.mix(msgCode(msg.t));
     const to = this.nodes[toIdx];
     if (this.recorder) {
       this.record("deliver", to.name, `${describe(msg)} from ${this.nodes[fromIdx].name}`);
     }
     if (!to.up) return;
-    to.rep!.onMessage(this.nodes[fromIdx].id, msg);
+    if (to.mp) to.mp.onMessage(this.nodes[fromIdx].id, msg);
+    else to.rep!.onMessage(this.nodes[fromIdx].id, msg as RamMessage<number>);
     this.afterHandler();
   }
 
@@ -781,7 +826,7 @@ export class RamSimulation {
     // (A fired key stays in the map: generations are unique, so it can never match again.)
     if (n.timers.get(key) !== gen) return;
     if (this.recorder) this.record("timer", n.name, key);
-    n.rep!.onTimer(key);
+    (n.mp ?? n.rep)!.onTimer(key);
     this.afterHandler();
   }
 
@@ -935,11 +980,69 @@ export class RamSimulation {
         case "ram.failover-time":
           out.push(this.failoverTimeCheck(spec.maxMs));
           break;
+        case "ram.replication-continues":
+          out.push(this.continuityCheck(spec.maxGapMs));
+          break;
         default:
           break;
       }
     }
     return out;
+  }
+
+  /**
+   * Gaps between epochs applied on a backup of a relayed VM, longer than `maxGapMs`, while
+   * the backup was up, the VM's primary ran (no primary loss in the gap) and at least one
+   * relay stayed up throughout: replication must continue over the surviving path.
+   */
+  private continuityCheck(maxGapMs: number): CheckResult {
+    const name = "ram.replication-continues";
+    const relayed = this.vms.filter((v) => v.relays.length > 0);
+    if (relayed.length === 0) {
+      return { name, ok: false, detail: "no VM uses relays (the check needs ram.vms[].relays)" };
+    }
+    const end = this.engine.now;
+    const upThrough = (i: number, a: number, b: number) =>
+      !this.downtimes(i).some(([d, u]) => d < b && u > a);
+    const bad: string[] = [];
+    let gaps = 0;
+    for (const vm of relayed) {
+      for (const [node, times] of vm.appliedAt) {
+        const all = [...times, end];
+        for (let k = 1; k < all.length; k++) {
+          const [a, b] = [all[k - 1], all[k]];
+          if (b - a <= maxGapMs) continue;
+          const primaryLost = this.primaryLosses.some((l) => l.vm === vm.name && l.at < b) &&
+            this.primaryLosses.some((l) => l.vm === vm.name && l.at >= a - maxGapMs);
+          const anyRelay = vm.relays.some((r) => upThrough(r, a, b));
+          if (!upThrough(node, a, b) || primaryLost || !anyRelay) continue;
+          gaps++;
+          if (bad.length < 3) {
+            bad.push(
+              `${vm.name} on ${this.nodes[node].name}: no epoch applied from ${
+                (a / 1000).toFixed(2)
+              } s to ${(b / 1000).toFixed(2)} s with a relay up`,
+            );
+          }
+        }
+      }
+    }
+    const applied = relayed.reduce(
+      (s, v) => s + [...v.appliedAt.values()].reduce((x, l) => x + l.length, 0),
+      0,
+    );
+    return {
+      name,
+      ok: gaps === 0 && applied > 0,
+      detail: gaps > 0
+        ? `${gaps} gaps over ${maxGapMs} ms: ${bad.join("; ")}`
+        : `${applied} epochs applied over relays; no gap over ${maxGapMs} ms while a relay lived`,
+    };
+  }
+
+  /** When node i was down: [from, to) intervals (to = Infinity if it never came back). */
+  private downtimes(i: number): Array<[number, number]> {
+    return this.downs.get(i) ?? [];
   }
 
   private lagCheck(maxMs: number): CheckResult {

@@ -258,3 +258,20 @@ Deno.test("a RAM run rejects membership checks, and a migration that never start
   assert.equal(check(checks, "workload.fired").ok, false);
   assert.match(check(checks, "ram.migration").detail, /1 never started/);
 });
+
+Deno.test("ram-relay-failure: the stream continues over the surviving relay; the check can fail", async () => {
+  const { sim, checks } = run(await load("ram-relay-failure"));
+  assert.deepEqual(failed(checks), []);
+  const relayed = sim.metrics.counters.get("mycelium_ram_relayed_bytes_total") ?? 0;
+  assert.ok(relayed > 100 * 1024 * 1024, `the relays carried ${relayed} bytes`);
+  // The same run with a bound tighter than a failure's detection time: the check fires.
+  const tight = run(
+    await load("ram-relay-failure", ["checks[0]={type: ram.replication-continues, maxGapMs: 40}"]),
+  );
+  const c = check(tight.checks, "ram.replication-continues");
+  assert.equal(c.ok, false);
+  assert.match(c.detail, /gaps over 40 ms: web on n-1/);
+  // Without relays the check has nothing to judge, and says so.
+  const direct = run(lan({ checks: [{ type: "ram.replication-continues" }] }));
+  assert.match(check(direct.checks, "ram.replication-continues").detail, /no VM uses relays/);
+});
