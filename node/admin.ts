@@ -1,7 +1,8 @@
 /**
  * Admin HTTP (node:http, loopback by default): /healthz, /readyz, /metrics (Prometheus text),
  * /status (JSON), /v1/members (the membership view), and the consensus client API
- * (POST/GET /v1/kv/{key}, POST /v1/ops, GET /v1/consensus/status and /v1/consensus/blocks).
+ * (POST/GET /v1/kv/{key}, POST /v1/ops, GET /v1/consensus/status and /v1/consensus/blocks), and
+ * the distributed RAM API (/v1/ram/..., ram_api.ts).
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -17,8 +18,9 @@ export interface AdminView {
   /** Round trip over a mutual-TLS stream to a peer (opened, and kept up, on first use). */
   streamPing?(peer: string): Promise<{ status: number; body: unknown }>;
   /**
-   * The client API (`/v1/kv/...`, `/v1/ops`, `/v1/consensus/...`): null when the path is not
-   * one of its endpoints. `body` is the request body (at most 1 MiB), "" for GET.
+   * The client API (`/v1/kv/...`, `/v1/ops`, `/v1/consensus/...`, `/v1/ram/...`): null when
+   * the path is not one of its endpoints. `body` is the request body (at most 1 MiB), "" for
+   * GET.
    */
   api?(
     method: string,
@@ -62,7 +64,7 @@ export function startAdmin(view: AdminView, bind: string, port: number): Promise
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://admin");
     const isApi = url.pathname.startsWith("/v1/kv/") || url.pathname === "/v1/ops" ||
-      url.pathname.startsWith("/v1/consensus/");
+      url.pathname.startsWith("/v1/consensus/") || url.pathname.startsWith("/v1/ram/");
     if (isApi && view.api) {
       const handle = async () => {
         const body = req.method === "POST" || req.method === "PUT" ? await readBody(req) : "";
@@ -118,6 +120,10 @@ export function startAdmin(view: AdminView, bind: string, port: number): Promise
               "/v1/ops",
               "/v1/consensus/status",
               "/v1/consensus/blocks",
+              "/v1/ram/vms",
+              "/v1/ram/vms/{id}",
+              "/v1/ram/vms/{id}/epochs",
+              "/v1/ram/vms/{id}/migrate",
             ],
           });
       }

@@ -31,6 +31,8 @@ import { ConfigError, MyceliumError } from "../core/errors.ts";
 import { swimConfigSchema } from "../core/membership/config.ts";
 import { consensusConfigSchema } from "../core/consensus/config.ts";
 import { isNodeId } from "../core/ids.ts";
+import { maxChunkPages, ramChunkFrameBytes } from "./ram_codec.ts";
+import { ramSectionSchema } from "./ram_config.ts";
 
 // ---------------------------------------------------------------------------------------
 // Addresses
@@ -156,6 +158,19 @@ export const nodeConfigSchema = z.strictObject({
   membership: swimConfigSchema.prefault({}),
   consensus: consensusSectionSchema.prefault({}),
   log: logSectionSchema.prefault({}),
+  ram: ramSectionSchema.prefault({}).describe("distributed RAM (VM memory replication)"),
+}).superRefine((cfg, ctx) => {
+  // Epoch chunks travel as stream frames (NodeRam shrinks chunks to fit): one page must fit.
+  const max = cfg.streams?.maxFrameBytes;
+  if ((cfg.ram?.vms?.length ?? 0) > 0 && typeof max === "number" && maxChunkPages(max) < 1) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["streams", "maxFrameBytes"],
+      message: `too small for a RAM epoch chunk of one page (needs >= ${
+        1 + ramChunkFrameBytes(1)
+      })`,
+    });
+  }
 });
 
 type ParsedNodeConfig = z.output<typeof nodeConfigSchema>;

@@ -30,6 +30,12 @@ export type FrameErrorReason = "oversize" | "empty" | "garbage";
 export interface Frame {
   type: number;
   body: Uint8Array;
+  /**
+   * True when `body` lies in a buffer of its own (a frame assembled from several chunks),
+   * so a consumer may keep it without copying; false (or absent) for a view into a received
+   * chunk.
+   */
+  owned?: boolean;
 }
 
 /** A stream violated the framing (or the caller's) protocol; the connection must close. */
@@ -73,7 +79,29 @@ export function encodeFrame(type: number, body: Uint8Array): Uint8Array {
   return out;
 }
 
-const EMPTY = new Uint8Array(0);
+/**
+ * A frame to be filled in place: `frame` has its header written and `body` (zeroed) views the
+ * rest, so a large body is encoded straight into the bytes `FramedSocket.sendFrame` sends.
+ */
+export function allocFrame(
+  type: number,
+  bodyLength: number,
+): { frame: Uint8Array; body: Uint8Array } {
+  if (!Number.isInteger(type) || type < 0 || type > 255) {
+    throw new RangeError(`frame type must be an integer in 0..255, got ${type}`);
+  }
+  const n = bodyLength + 1;
+  if (!Number.isInteger(bodyLength) || bodyLength < 0 || n > MAX_FRAME_LENGTH) {
+    throw new FrameError("oversize", `frame body of ${bodyLength} bytes exceeds the length prefix`);
+  }
+  const frame = new Uint8Array(FRAME_HEADER_BYTES + n);
+  frame[0] = n >>> 24;
+  frame[1] = (n >>> 16) & 0xff;
+  frame[2] = (n >>> 8) & 0xff;
+  frame[3] = n & 0xff;
+  frame[4] = type;
+  return { frame, body: frame.subarray(5) };
+}
 
 function readLength(b: Uint8Array, at: number): number {
   return ((b[at] << 24) >>> 0) + (b[at + 1] << 16) + (b[at + 2] << 8) + b[at + 3];
@@ -83,15 +111,17 @@ function readLength(b: Uint8Array, at: number): number {
  * Incremental decoder: feed it chunks as they arrive, in any split, and it returns the frames
  * completed so far. Frames contained in one chunk are returned as views into that chunk (zero
  * copy: do not reuse a chunk's memory while its frames are in use); frames that straddle
- * chunks are assembled in a buffer that grows geometrically up to the declared length, so a
- * peer cannot make it allocate more than it actually sent (times two).
+ * chunks are assembled once complete: the decoder keeps views of the pieces as they arrive
+ * and copies them once into a buffer of the frame's size, so a peer cannot make it allocate
+ * more than it actually sent (times two), and each byte is copied once.
  *
  * A bad header throws `FrameError`; the frames completed earlier in the same chunk travel
  * in its `frames`. After that the decoder is poisoned: every later `push` throws a
  * `FrameError` with the same reason (and no frames).
  */
 export class FrameDecoder {
-  private acc: Uint8Array = EMPTY;
+  /** Views of the received bytes of the incomplete frame (header included), in order. */
+  private pieces: Uint8Array[] = [];
   private accLen = 0;
   /** Total bytes needed for the frame being assembled (4 while the header is incomplete). */
   private want = FRAME_HEADER_BYTES;
@@ -129,21 +159,21 @@ export class FrameDecoder {
 
   private fail(e: FrameError): FrameError {
     this.failed = e;
-    this.acc = EMPTY;
+    this.pieces = [];
     this.accLen = 0;
     return e;
   }
 
-  private append(chunk: Uint8Array, from: number, count: number): void {
-    const need = this.accLen + count;
-    if (need > this.acc.length) {
-      const cap = Math.min(this.want, Math.max(need, this.acc.length * 2, 64));
-      const grown = new Uint8Array(cap);
-      grown.set(this.acc.subarray(0, this.accLen));
-      this.acc = grown;
+  /** The pieces joined into one new buffer of `accLen` bytes; the pieces are dropped. */
+  private join(): Uint8Array {
+    const out = new Uint8Array(this.accLen);
+    let at = 0;
+    for (const p of this.pieces) {
+      out.set(p, at);
+      at += p.length;
     }
-    this.acc.set(chunk.subarray(from, from + count), this.accLen);
-    this.accLen = need;
+    this.pieces = [];
+    return out;
   }
 
   /** Feeds bytes; returns every frame they complete. Throws `FrameError` on a bad header. */
@@ -168,16 +198,18 @@ export class FrameDecoder {
     // 1. Finish the frame (or header) left over from earlier chunks.
     while (this.accLen > 0 && off < end) {
       const take = Math.min(this.want - this.accLen, end - off);
-      this.append(chunk, off, take);
+      this.pieces.push(chunk.subarray(off, off + take));
+      this.accLen += take;
       off += take;
       if (this.accLen < this.want) return; // chunk exhausted
       if (this.want === FRAME_HEADER_BYTES) {
-        this.want = FRAME_HEADER_BYTES + this.check(readLength(this.acc, 0));
+        const head = this.join();
+        this.pieces.push(head);
+        this.want = FRAME_HEADER_BYTES + this.check(readLength(head, 0));
         continue;
       }
-      const frame = this.acc;
-      out.push({ type: frame[4], body: frame.subarray(5, this.want) });
-      this.acc = EMPTY; // handed out: never reused
+      const frame = this.join(); // a buffer of its own: handed out, never reused
+      out.push({ type: frame[4], body: frame.subarray(5, this.want), owned: true });
       this.accLen = 0;
       this.want = FRAME_HEADER_BYTES;
     }
@@ -189,6 +221,7 @@ export class FrameDecoder {
       out.push({
         type: chunk[off + 4],
         body: chunk.subarray(off + 5, off + FRAME_HEADER_BYTES + n),
+        owned: false,
       });
       off += FRAME_HEADER_BYTES + n;
     }
@@ -198,7 +231,8 @@ export class FrameDecoder {
       this.want = end - off >= FRAME_HEADER_BYTES
         ? FRAME_HEADER_BYTES + readLength(chunk, off) // already checked in step 2
         : FRAME_HEADER_BYTES;
-      this.append(chunk, off, end - off);
+      this.pieces.push(chunk.subarray(off, end));
+      this.accLen = end - off;
     }
   }
 }
@@ -209,8 +243,11 @@ export class FrameDecoder {
 export interface FramedSocketOptions {
   /** Largest declared frame length N (type + body) accepted from the peer and sent to it. */
   maxFrameBytes: number;
-  /** One complete frame. Throwing closes the connection (see `closeReasonOf`). */
-  onFrame: (type: number, body: Uint8Array) => void;
+  /**
+   * One complete frame (`owned`: see `Frame`; copy a body that is not before keeping it).
+   * Throwing closes the connection (see `closeReasonOf`).
+   */
+  onFrame: (type: number, body: Uint8Array, owned: boolean) => void;
   /** Called exactly once, when the connection is gone, with the reason. */
   onClose: (reason: string) => void;
   /** `counters[reason]` is incremented once per closed connection. */
@@ -230,6 +267,8 @@ export interface FramedSocket {
    * `maxFrameBytes`, since the peer would reject it.
    */
   send(type: number, body: Uint8Array): boolean;
+  /** Queues a frame made with `allocFrame` as is (no copy); otherwise as `send`. */
+  sendFrame(frame: Uint8Array): boolean;
   /** Destroys the connection with `reason` (counted, passed to onClose). Idempotent. */
   close(reason: string): void;
   /** True once closed. */
@@ -299,7 +338,7 @@ export function attachFramedSocket(
     for (const f of frames) {
       if (closed) return; // onFrame closed the connection itself
       try {
-        opts.onFrame(f.type, f.body);
+        opts.onFrame(f.type, f.body, f.owned === true);
       } catch (e) {
         finish(closeReasonOf(e), e);
         return;
@@ -326,6 +365,20 @@ export function attachFramedSocket(
       }
       if (closed || socket.destroyed) return false;
       return socket.write(encodeFrame(type, body));
+    },
+    sendFrame(frame: Uint8Array): boolean {
+      const n = frame.length - FRAME_HEADER_BYTES;
+      if (n < 1 || readLength(frame, 0) !== n) {
+        throw new FrameError("garbage", "sendFrame: not a frame made by allocFrame");
+      }
+      if (n > opts.maxFrameBytes) {
+        throw new FrameError(
+          "oversize",
+          `frame of ${n} bytes over the maximum ${opts.maxFrameBytes}`,
+        );
+      }
+      if (closed || socket.destroyed) return false;
+      return socket.write(frame);
     },
     close(reason: string): void {
       finish(reason);

@@ -3,6 +3,7 @@ import net from "node:net";
 import fc from "fast-check";
 import { DecodeError, MyceliumError } from "../core/errors.ts";
 import {
+  allocFrame,
   attachFramedSocket,
   closeReasonOf,
   encodeFrame,
@@ -378,4 +379,25 @@ Deno.test("TCP: send refuses oversize frames; close(reason) is counted once; idl
   } finally {
     await new Promise<void>((r) => server.close(() => r()));
   }
+});
+
+Deno.test("allocFrame: the same bytes as encodeFrame, body filled in place", () => {
+  const { frame, body } = allocFrame(9, 3);
+  body.set([1, 2, 3]);
+  assert.deepEqual([...frame], [...encodeFrame(9, new Uint8Array([1, 2, 3]))]);
+  assert.throws(() => allocFrame(256, 0), RangeError);
+});
+
+Deno.test("decoder: frames assembled from several chunks are owned, in-chunk ones are views", () => {
+  const a = encodeFrame(1, new Uint8Array(10));
+  const b = encodeFrame(2, new Uint8Array(100).fill(5));
+  const stream = concat([a, b]);
+  const dec = new FrameDecoder(1000);
+  const first = dec.push(stream.subarray(0, a.length + 20));
+  assert.deepEqual(first.map((f) => f.owned), [false]);
+  assert.equal(first[0].body.buffer, stream.buffer);
+  const second = dec.push(stream.subarray(a.length + 20));
+  assert.deepEqual(second.map((f) => [f.type, f.owned, f.body.length]), [[2, true, 100]]);
+  assert.notEqual(second[0].body.buffer, stream.buffer);
+  assert.equal(second[0].body.buffer.byteLength, b.length);
 });

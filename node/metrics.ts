@@ -34,6 +34,16 @@ export const METRIC_HELP: Readonly<Record<string, string>> = {
   mycelium_swim_deaths_total: "Members this node's table moved to dead (not counting leaves)",
   mycelium_swim_reconnects_total: "Attempts to reach a dead member again (serf-style reconnect)",
   mycelium_swim_misdirected_total: "Pings received that were addressed to another node id",
+  mycelium_ram_buffer_level: "RAM replication buffer level b (unacknowledged bytes / max buffer)",
+  mycelium_ram_intensity: "RAM throttle intensity I(b) applied to the guest",
+  mycelium_ram_replication_lag_ms: "Age of the oldest cut epoch not yet applied by every backup",
+  mycelium_ram_epoch_commit_ms: "Time from an epoch's cut to its application by every backup",
+  mycelium_replications_total: "Pages of epochs applied by every live backup (primary side)",
+  mycelium_ram_bytes_replicated_total: "Page bytes acknowledged as applied, summed over backups",
+  mycelium_ram_pauses_total: "Emergency pauses of the guest",
+  mycelium_ram_paused_ms_total: "Time the guest spent in emergency pauses, ms",
+  mycelium_ram_failover_ms: "Promotion time minus the last frame from the old primary, ms",
+  mycelium_ram_dropped_frames_total: "RAM frames dropped as malformed, by reason",
 };
 
 const NAME_RE = /^mycelium_[a-z0-9_]+$/;
@@ -56,6 +66,24 @@ export const SECONDS_BUCKETS = [
   5,
   10,
   30,
+];
+/** Latency buckets for `*_ms` histograms (the RAM replicator's): 0.5 ms to 30 s. */
+export const MS_BUCKETS = [
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  25,
+  50,
+  100,
+  250,
+  500,
+  1000,
+  2500,
+  5000,
+  10000,
+  30000,
 ];
 /** Size buckets for `*_bytes` histograms: 64 B to 16 MiB, x4 per step. */
 export const BYTES_BUCKETS = Array.from({ length: 10 }, (_, i) => 64 * 4 ** i);
@@ -173,6 +201,7 @@ export class PromMetrics implements Metrics {
 
 function bucketsFor(name: string): number[] {
   if (name.endsWith("_seconds")) return SECONDS_BUCKETS;
+  if (name.endsWith("_ms")) return MS_BUCKETS;
   if (name.endsWith("_bytes")) return BYTES_BUCKETS;
   return GENERIC_BUCKETS;
 }

@@ -2,8 +2,9 @@
  * A Mycelium node: the same core/ SWIM membership as the simulator, over real sockets.
  * UDP datagrams (authenticated with the network's isolation key) carry gossip; a mutual-TLS
  * stream listener (client certificates required, checked against the network CA) serves
- * reliable traffic; state lives in SQLite; the admin HTTP server exposes health, metrics and
- * the membership view. SIGTERM leaves the cluster gracefully.
+ * reliable traffic (consensus frames, distributed RAM frames: ram.ts); state lives in SQLite;
+ * the admin HTTP server exposes health, metrics, the membership view and the client APIs.
+ * SIGTERM leaves the cluster gracefully.
  */
 import { mkdir } from "node:fs/promises";
 import tls from "node:tls";
@@ -33,6 +34,8 @@ import { operationSchema } from "../core/consensus/envelope.ts";
 import type { Operation } from "../core/consensus/types.ts";
 import type { FramedSocket } from "./framing.ts";
 import { FRAME_PING, FRAME_PONG, PeerStream, StreamPool } from "./streams.ts";
+import { FRAME_RAM, NodeRam } from "./ram.ts";
+import { ramApi } from "./ram_api.ts";
 import { PROTOCOL_MAJOR, runtimeVersion, VERSION } from "./version.ts";
 
 export { FRAME_PING, FRAME_PONG } from "./streams.ts";
@@ -65,6 +68,8 @@ export class MyceliumNode {
   /** The latest inbound stream from each peer: a way back when our own stream is down. */
   private readonly inbound = new Map<NodeId, FramedSocket>();
   consensus: NodeConsensus | null = null;
+  /** Distributed RAM: always on (VMs come from the config or the API). */
+  ram: NodeRam | null = null;
   private readonly startedAt = Date.now();
   private stopping = false;
 
@@ -101,6 +106,7 @@ export class MyceliumNode {
         heartbeat: cfg.heartbeat,
         metrics: parts.metrics,
         log: parts.log.child("streams"),
+        onFrame: (type, body) => this.onStreamFrame(peer, type, body),
       })
     );
   }
@@ -204,6 +210,21 @@ export class MyceliumNode {
       });
       node.consensus.start();
     }
+    {
+      const n = node;
+      node.ram = new NodeRam({
+        self: identity.nodeId,
+        ids: new IdInterner(),
+        config: config.ram,
+        maxFrameBytes: config.streams.maxFrameBytes,
+        store,
+        metrics,
+        log: log.child("ram"),
+        sendFrame: (to, frame) => n.sendEncoded(to, frame),
+        rtt: (peer, timeoutMs) => n.streams.get(peer).ping(timeoutMs),
+      });
+      node.ram.start();
+    }
     node.admin = await startAdmin(node.adminView(), config.admin.bind, config.admin.port);
     log.log("info", "started", {
       nodeId: identity.nodeId,
@@ -259,6 +280,10 @@ export class MyceliumNode {
       this.consensus.onFrame(peer, body);
       return true;
     }
+    if (type === FRAME_RAM && this.ram) {
+      this.ram.onFrame(peer, body);
+      return true;
+    }
     return false;
   }
 
@@ -272,6 +297,18 @@ export class MyceliumNode {
     const back = this.inbound.get(to);
     if (back && !back.closed) {
       back.send(type, body);
+      return true;
+    }
+    return false;
+  }
+
+  /** `sendFrame` for a frame made with `allocFrame` (sent as is, no copy). */
+  private sendEncoded(to: NodeId, frame: Uint8Array): boolean {
+    if (this.stopping) return false;
+    if (this.streams.get(to).sendFrame(frame)) return true;
+    const back = this.inbound.get(to);
+    if (back && !back.closed) {
+      back.sendFrame(frame);
       return true;
     }
     return false;
@@ -433,7 +470,10 @@ export class MyceliumNode {
           return { status: 503, body: { peer, error: (e as Error).message, attempt: s.attempt } };
         }
       },
-      api: (method: string, url: URL, body: string) => this.consensusApi(method, url, body),
+      api: (method: string, url: URL, body: string) =>
+        url.pathname.startsWith("/v1/ram/") && this.ram
+          ? ramApi(this.ram, method, url, body)
+          : this.consensusApi(method, url, body),
       metrics: async () => {
         this.refreshGauges();
         return { contentType: this.metrics.contentType, body: await this.metrics.render() };
@@ -479,6 +519,7 @@ export class MyceliumNode {
       },
       peers: this.memberList(),
       consensus: this.consensus?.status() ?? null,
+      ram: this.ram?.list() ?? [],
     };
   }
 
@@ -514,6 +555,7 @@ export class MyceliumNode {
     this.host.guard("stop", () => this.swim.stop());
     this.host.close();
     this.consensus?.stop();
+    this.ram?.stop();
     this.streams.stopAll();
     await this.transport.close();
     await new Promise<void>((r) => this.tlsServer.close(() => r()));
@@ -557,9 +599,10 @@ function listenStreams(
       maxFrameBytes,
       counters,
       idleTimeoutMs: 120_000,
-      onFrame: (type, body) => {
+      onFrame: (type, body, owned) => {
         if (type === FRAME_PING) conn.send(FRAME_PONG, body);
-        else if (peer === null || !handlers.onFrame(peer, type, body.slice())) {
+        // A body that views a received chunk is copied: handlers may keep it.
+        else if (peer === null || !handlers.onFrame(peer, type, owned ? body : body.slice())) {
           throw new FrameError("garbage", `unexpected frame type ${type}`);
         }
       },

@@ -31,6 +31,11 @@ export interface PeerStreamOptions {
   heartbeat?: { intervalMs: number; timeoutMs: number; connectTimeoutMs: number };
   metrics: Metrics;
   log: Logger;
+  /**
+   * Frames other than ping/pong the peer sends back on this stream (it replies over our
+   * stream while its own to us is down). Absent: they are ignored.
+   */
+  onFrame?: (type: number, body: Uint8Array) => void;
 }
 
 /** One peer's stream: connects, reconnects with backoff when it drops, answers pings. */
@@ -104,10 +109,12 @@ export class PeerStream {
         const conn = attachFramedSocket(socket, {
           maxFrameBytes: this.o.maxFrameBytes,
           counters: {},
-          onFrame: (type, body) => {
+          onFrame: (type, body, owned) => {
             this.lastHeard = performance.now();
             // Heartbeat pongs are empty; ping() sends a timestamp.
-            if (type === FRAME_PONG && body.length > 0) this.waiters.shift()?.(body.slice());
+            if (type === FRAME_PONG) {
+              if (body.length > 0) this.waiters.shift()?.(body.slice());
+            } else if (type !== FRAME_PING) this.o.onFrame?.(type, owned ? body : body.slice());
           },
           onClose: (reason) => {
             if (this.conn === conn) this.conn = null;
@@ -144,6 +151,13 @@ export class PeerStream {
   send(type: number, body: Uint8Array): boolean {
     if (!this.connected) return false;
     this.conn!.send(type, body);
+    return true;
+  }
+
+  /** `send` for a frame made with `allocFrame` (sent as is, no copy). */
+  sendFrame(frame: Uint8Array): boolean {
+    if (!this.connected) return false;
+    this.conn!.sendFrame(frame);
     return true;
   }
 
