@@ -59,6 +59,8 @@ export type RamEvent =
   | Base & { kind: "fenced"; term: number; reason: FenceReason }
   /** A primary that handed its VM over (planned migration) and became a backup. */
   | Base & { kind: "demoted"; term: number }
+  /** The primary switched latency profile (params and policy replaced). */
+  | Base & { kind: "profileSwitched"; term: number; from: string; to: string }
   /** The replicator stopped (node shutdown or crash seen by the runtime). */
   | Base & { kind: "stopped"; term: number }
   /** Pause disabled and b >= 1: queued payload dropped, its pages re-marked dirty. */

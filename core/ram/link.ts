@@ -91,7 +91,11 @@ export class BackupLink<C> {
   /** A lease round trip on this link (small messages: propagation plus queueing). */
   onLeaseRtt(rtt: number): void {
     this.minRtt = Math.min(this.minRtt, rtt);
+    this.lastRtt = rtt;
   }
+
+  /** The latest lease round trip (the latency profile follows it; NaN before the first). */
+  lastRtt = NaN;
 
   /**
    * The window in force: the configured one, capped at the bandwidth-delay product plus a

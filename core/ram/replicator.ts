@@ -19,6 +19,7 @@
  * Planned migration: catch up (the policy runs at I = M) until the target is close enough,
  * pause, send the final epoch, and hand the next term over to the target.
  */
+import { RttProfileSelector } from "./profiles.ts";
 import type { Host, Protocol } from "../host.ts";
 import type { NodeId } from "../ids.ts";
 import { DirtyPages, type Epoch, EpochStager, pagesPerChunk } from "./epochs.ts";
@@ -130,6 +131,9 @@ export class RamReplicator<C> implements Protocol<RamMessage<C>> {
       // Deterministic per (node, VM): backups of one VM do not all run for election at once.
       stagger: ((fnv1aString(`${h.self}/${o.vmId}`) % 1024) / 1024) * (o.params.leaseMs / 2),
       perChunk: pagesPerChunk(o.params.chunkBytes),
+      profiles: o.profiles
+        ? { ...o.profiles, selector: new RttProfileSelector(o.profiles.rtt, o.profiles.current) }
+        : null,
       role: o.role === "primary" ? "backup" : o.role,
       term: o.term,
       primary: o.role === "fenced" ? null : o.primary,
@@ -794,6 +798,30 @@ export class RamReplicator<C> implements Protocol<RamMessage<C>> {
     });
   }
 
+  /**
+   * Feeds the profile selector (an EWMA with hysteresis) the slowest backup's latest lease
+   * round trip and switches profile when it says so.
+   */
+  private observeProfile(vm: Vm<C>): void {
+    const pr = vm.profiles!;
+    let worst = 0;
+    for (const l of vm.p!.links.values()) if (l.lastRtt > worst) worst = l.lastRtt;
+    const before = pr.selector.profile;
+    const next = pr.selector.observe(worst);
+    if (next === before) return;
+    vm.params = { ...pr.params[next], backupCount: vm.params.backupCount };
+    vm.policy = pr.policyFor(vm.params);
+    vm.perChunk = pagesPerChunk(vm.params.chunkBytes);
+    this.h.metrics.inc("mycelium_ram_profile_switches_total", 1, vm.labels);
+    this.h.log.log("info", "ram_profile_switched", {
+      vm: vm.id,
+      from: before,
+      to: next,
+      rttMs: Math.round(worst * 10) / 10,
+    });
+    this.emit(vm, { kind: "profileSwitched", term: vm.term, from: before, to: next });
+  }
+
   private onLeaseGrant(vm: Vm<C>, from: NodeId, m: LeaseGrant): void {
     const p = vm.p;
     if (!p || m.term !== vm.term) return;
@@ -808,6 +836,7 @@ export class RamReplicator<C> implements Protocol<RamMessage<C>> {
       const rtt = now - sent;
       p.srtt = p.srtt === 0 ? rtt : p.srtt + 0.125 * (rtt - p.srtt);
       l.onLeaseRtt(rtt);
+      if (vm.profiles) this.observeProfile(vm);
     }
     // A backup whose state is off this primary's chain (lost, or a stale image) is reseeded.
     if (!l.needsResync && !l.resyncing) {

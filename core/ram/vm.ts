@@ -8,7 +8,13 @@ import type { MigrationAbortReason, RamObserver } from "./events.ts";
 import type { PrimaryLease } from "./lease.ts";
 import type { BackupLink } from "./link.ts";
 import type { VoteRequest } from "./messages.ts";
-import type { MemoryImage, ReplicationParams, ThrottlePolicy } from "./params.ts";
+import type {
+  LatencyProfileName,
+  MemoryImage,
+  ReplicationParams,
+  ThrottlePolicy,
+} from "./params.ts";
+import { type RttConfig, RttProfileSelector } from "./profiles.ts";
 
 export type RamRole = "primary" | "backup" | "fenced";
 
@@ -28,6 +34,18 @@ export interface AddVmOptions<C> {
    * that is not waits for a resync; a primary that is not resyncs every backup first.
    */
   synced?: boolean;
+  /**
+   * Latency profiles switched at run time (DESIGN.md: from EWMA-smoothed RTT with
+   * hysteresis): every lease round trip feeds the selector with the slowest backup's
+   * propagation round trip; on a switch the VM takes that profile's parameters and a fresh
+   * policy. Without it, `params` stay as given.
+   */
+  profiles?: {
+    rtt: RttConfig;
+    current: LatencyProfileName;
+    params: Record<LatencyProfileName, ReplicationParams>;
+    policyFor(params: ReplicationParams): ThrottlePolicy;
+  };
 }
 
 export interface RamReplicatorOptions<C> {
@@ -114,11 +132,14 @@ export interface Election {
 export interface Vm<C> {
   readonly id: string;
   readonly image: MemoryImage<C>;
-  readonly params: ReplicationParams;
-  readonly policy: ThrottlePolicy;
+  /** The current profile's parameters and policy (replaced on a profile switch). */
+  params: ReplicationParams;
+  policy: ThrottlePolicy;
   readonly labels: Record<string, string>;
   readonly stagger: number;
-  readonly perChunk: number;
+  perChunk: number;
+  /** Run-time profile switching (AddVmOptions.profiles), with its selector. */
+  profiles: (NonNullable<AddVmOptions<C>["profiles"]> & { selector: RttProfileSelector }) | null;
   role: RamRole;
   term: number;
   primary: NodeId | null;

@@ -38,7 +38,7 @@ export interface VmCheckInfo {
 }
 
 interface VmState {
-  readonly info: VmCheckInfo;
+  info: VmCheckInfo;
   catchUp: boolean;
   /** Node-clock time the current emergency pause began (null: not paused). */
   pauseStart: number | null;
@@ -79,6 +79,12 @@ export class RamCheckers {
     private readonly defer: (fn: () => void) => void = (fn) => fn(),
     private readonly name: (node: string) => string = (n) => n,
   ) {}
+
+  /** The VM switched latency profile: later ticks are judged by the new curve and bounds. */
+  updateInfo(vmId: string, info: VmCheckInfo): void {
+    const st = this.vms.get(vmId);
+    if (st) st.info = info;
+  }
 
   addVm(vmId: string, info: VmCheckInfo): void {
     this.vms.set(vmId, {

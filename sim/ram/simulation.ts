@@ -203,6 +203,8 @@ export class RamSimulation {
   /** Some VM routes through relays: every node runs the relay router. */
   private usesRelays = false;
   private readonly downs = new Map<number, Array<[number, number]>>();
+  /** Run-time latency profile switches (config.profile auto). */
+  readonly profileSwitches: Array<{ vm: string; at: number; from: string; to: string }> = [];
   readonly seed: number;
   readonly engine = new Engine();
   readonly rootRng: Rng;
@@ -452,9 +454,18 @@ export class RamSimulation {
       : new SimImage(vm.pageCount, tracked);
   }
 
-  private makePolicyFor(vm: SimVm, n: RamNode): ThrottlePolicy {
-    const p = makePolicy(this.policy, vm.params, this.checkpointPauseMs);
+  private makePolicyFor(vm: SimVm, n: RamNode, params = vm.params): ThrottlePolicy {
+    const p = makePolicy(this.policy, params, this.checkpointPauseMs);
     return this.opts.wrapPolicy ? this.opts.wrapPolicy(p, vm.name, n.name) : p;
+  }
+
+  /** Every profile's parameters for this VM (run-time profile switching). */
+  private profileParams(vm: SimVm): Record<LatencyProfileName, ReplicationParams> {
+    const of = (p: LatencyProfileName) => ({
+      ...resolveParams(this.ram.config, p),
+      backupCount: vm.params.backupCount,
+    });
+    return { low: of("low"), medium: of("medium"), high: of("high") };
   }
 
   // ---- scheduling ----
@@ -536,6 +547,14 @@ export class RamSimulation {
           primary: this.nodes[r.placement.primary].id,
           backups: r.placement.backups.map((b) => this.nodes[b].id),
           term: 1,
+          profiles: this.ram.config.profile === "auto"
+            ? {
+              rtt: this.ram.config.rtt,
+              current: vm.profile,
+              params: this.profileParams(vm),
+              policyFor: (prm) => this.makePolicyFor(vm, n, prm),
+            }
+            : undefined,
         });
         // Both ends of every replica pair route through the VM's relays.
         if (vm.relays.length > 0) {
@@ -582,6 +601,11 @@ export class RamSimulation {
     if (this.onlineChecks) this.checkers.onEvent(now, e);
     const vm = this.vmByName.get(e.vmId);
     if (!vm) return;
+    if (e.kind === "profileSwitched") {
+      const params = this.profileParams(vm)[e.to as LatencyProfileName];
+      this.checkers.updateInfo(vm.name, checkInfo(this.ram.policy, params));
+      this.profileSwitches.push({ vm: vm.name, at: now, from: e.from, to: e.to });
+    }
     if (e.kind === "epochApplied" && vm.relays.length > 0) {
       const list = vm.appliedAt.get(n.index) ?? [];
       list.push(now);
@@ -1139,6 +1163,7 @@ export class RamSimulation {
       nodes: this.nodes.length,
       policy: this.policy,
       profiles,
+      profileSwitches: this.profileSwitches.map((x) => ({ ...x })),
       bufferLevel: {
         mean: round(this.bufferLevels.mean),
         p99: round(this.bufferLevels.percentile(99)),

@@ -275,3 +275,13 @@ Deno.test("ram-relay-failure: the stream continues over the surviving relay; the
   const direct = run(lan({ checks: [{ type: "ram.replication-continues" }] }));
   assert.match(check(direct.checks, "ram.replication-continues").detail, /no VM uses relays/);
 });
+
+Deno.test("ram-profile-switch: the profile follows the smoothed RTT up and back down", async () => {
+  const { sim, checks } = run(await load("ram-profile-switch"));
+  assert.deepEqual(failed(checks), []);
+  const path = sim.profileSwitches.map((s) => s.to);
+  assert.deepEqual(path, ["medium", "high", "medium", "low"]);
+  const slowFrom = 5000, slowUntil = 12_000;
+  assert.ok(sim.profileSwitches[0].at >= slowFrom, "no switch before the link slows");
+  assert.ok(sim.profileSwitches[2].at >= slowUntil, "hysteresis: no step down while slow");
+});
