@@ -28,6 +28,9 @@ export interface LinkLimits {
   leaseRenewMs: number;
 }
 
+/** Bucket length of the windowed-minimum round trip. */
+const RTT_BUCKET_MS = 2500;
+
 /** Weight of a new delivery-rate sample in the EWMA. */
 const RATE_ALPHA = 0.25;
 
@@ -89,13 +92,25 @@ export class BackupLink<C> {
   }
 
   /** A lease round trip on this link (small messages: propagation plus queueing). */
-  onLeaseRtt(rtt: number): void {
+  onLeaseRtt(rtt: number, now: number): void {
     this.minRtt = Math.min(this.minRtt, rtt);
-    this.lastRtt = rtt;
+    // A windowed minimum (two 2.5 s buckets, as BBR's min_rtt filter): the propagation round
+    // trip, free of queueing behind epoch data, that still follows a path that got slower.
+    if (now - this.bucketStart >= RTT_BUCKET_MS) {
+      this.prevBucketMin = this.bucketMin;
+      this.bucketMin = rtt;
+      this.bucketStart = now;
+    } else this.bucketMin = Math.min(this.bucketMin, rtt);
   }
 
-  /** The latest lease round trip (the latency profile follows it; NaN before the first). */
-  lastRtt = NaN;
+  private bucketStart = -Infinity;
+  private bucketMin = Infinity;
+  private prevBucketMin = Infinity;
+
+  /** The propagation round trip over the last 2.5-5 s (Infinity before the first sample). */
+  get recentMinRtt(): number {
+    return Math.min(this.bucketMin, this.prevBucketMin);
+  }
 
   /**
    * The window in force: the configured one, capped at the bandwidth-delay product plus a

@@ -799,13 +799,19 @@ export class RamReplicator<C> implements Protocol<RamMessage<C>> {
   }
 
   /**
-   * Feeds the profile selector (an EWMA with hysteresis) the slowest backup's latest lease
-   * round trip and switches profile when it says so.
+   * Feeds the profile selector (an EWMA with hysteresis) the slowest backup's propagation
+   * round trip (its windowed-minimum lease round trip: queueing behind epoch data is not
+   * latency) and switches profile when it says so.
    */
   private observeProfile(vm: Vm<C>): void {
     const pr = vm.profiles!;
+    // A planned migration runs to its end under the profile it started with (its abort
+    // time and catch-up parameters must not change under it).
+    if (vm.p?.migration) return;
     let worst = 0;
-    for (const l of vm.p!.links.values()) if (l.lastRtt > worst) worst = l.lastRtt;
+    for (const l of vm.p!.links.values()) {
+      if (Number.isFinite(l.recentMinRtt)) worst = Math.max(worst, l.recentMinRtt);
+    }
     const before = pr.selector.profile;
     const next = pr.selector.observe(worst);
     if (next === before) return;
@@ -835,7 +841,7 @@ export class RamReplicator<C> implements Protocol<RamMessage<C>> {
       p.leaseExpiry = p.lease.expiry([...p.links.keys()]);
       const rtt = now - sent;
       p.srtt = p.srtt === 0 ? rtt : p.srtt + 0.125 * (rtt - p.srtt);
-      l.onLeaseRtt(rtt);
+      l.onLeaseRtt(rtt, now);
       if (vm.profiles) this.observeProfile(vm);
     }
     // A backup whose state is off this primary's chain (lost, or a stale image) is reseeded.
