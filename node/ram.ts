@@ -202,22 +202,38 @@ export class NodeRam {
       for (const n of ["mycelium_ram_pauses_total", "mycelium_ram_paused_ms_total"]) {
         this.p.metrics.inc(n, 0, labels);
       }
+      const cfg = this.p.config.replication;
+      const paramsOf = (p: LatencyProfileName): ReplicationParams => {
+        const r = resolveParams(cfg, p);
+        return { ...r, chunkBytes: Math.min(r.chunkBytes, fit * PAGE_SIZE) };
+      };
+      const policyOf = (prm: ReplicationParams) =>
+        myceliumPolicy({
+          curve: prm.curve,
+          pauseEnabled: prm.pauseEnabled,
+          resumeLevel: prm.resumeLevel,
+          convergenceTimeoutMs: prm.convergenceTimeoutMs,
+        });
       try {
         this.replicator.addVm({
           vmId: spec.id,
           role: spec.role,
           image,
           params,
-          policy: myceliumPolicy({
-            curve: params.curve,
-            pauseEnabled: params.pauseEnabled,
-            resumeLevel: params.resumeLevel,
-            convergenceTimeoutMs: params.convergenceTimeoutMs,
-          }),
+          policy: policyOf(params),
           primary: spec.primary as NodeId,
           backups: spec.backups as NodeId[],
           term: spec.term,
           synced: spec.synced,
+          // "auto": the measured start profile, then switched at run time by lease RTTs.
+          profiles: cfg.profile === "auto"
+            ? {
+              rtt: cfg.rtt,
+              current: profile,
+              params: { low: paramsOf("low"), medium: paramsOf("medium"), high: paramsOf("high") },
+              policyFor: policyOf,
+            }
+            : undefined,
         });
       } catch (e) {
         this.vms.delete(spec.id);
