@@ -113,6 +113,9 @@ export interface SimVm extends VmCounters {
   pendingOutputs: Array<{ term: number; epoch: number; at: number }>;
   /** Relay nodes its replicas talk through (empty: direct). */
   relays: number[];
+  /** Nodes that may hold its backups (ram.vms[].backupsFrom), and backups added after failovers. */
+  candidates: Set<number>;
+  reseeded: number;
   /** With relays: when each node applied an epoch of this VM (ram.replication-continues). */
   appliedAt: Map<number, number[]>;
 }
@@ -353,6 +356,10 @@ export class RamSimulation {
           this.rootRng.derive(`relays/${p.name}`),
         ).filter((r) => r !== p.primary && !p.backups.includes(r)),
         appliedAt: new Map(),
+        candidates: new Set(
+          resolveSelector(spec.backupsFrom, this.nodes, this.rootRng.derive(`from/${p.name}`)),
+        ),
+        reseeded: 0,
         pagesReplicated: 0,
         bytesReplicated: 0,
         epochs: 0,
@@ -648,6 +655,9 @@ export class RamSimulation {
         vm.pendingOutputs.length = 0;
         n.primaryOf.add(vm.index);
         if (e.reason === "election") {
+          // Once the group settles, new backups replace the lost ones (seeded by resync).
+          const term = e.term;
+          this.at(now + 2 * vm.params.leaseMs, () => this.reseed(vm, term));
           this.failovers.push({
             vm: vm.name,
             node: n.name,
@@ -751,6 +761,53 @@ export class RamSimulation {
     vm.outputsReleased++;
     this.outputDelayMs.add(this.engine.now - emittedAt);
     this.checkers.outputReleased(vm.name, term, epoch, this.engine.now);
+  }
+
+  // ---- replacing lost backups ----
+
+  /**
+   * After a failover: for every backup the VM lost (its node down, or empty after a
+   * restart), the new primary adds a live node of the VM's candidates that holds no replica
+   * (round-robin after the primary, deterministic) and seeds it with a full resync.
+   * (Members are only added: the dead one stays in the group, so its majority grows by one.)
+   */
+  private reseed(vm: SimVm, term: number): void {
+    const p = vm.primary >= 0 ? this.nodes[vm.primary] : null;
+    if (!p?.up || !p.rep || vm.term !== term || !p.rep.vmIds().includes(vm.name)) return;
+    const s = p.rep.status(vm.name);
+    if (s.role !== "primary") return;
+    const holds = (n: RamNode | undefined) => !!n?.up && !!n.rep?.vmIds().includes(vm.name);
+    const addReplica = (t: RamNode, backups: NodeId[]) => {
+      const image = this.makeImage(vm, t, this.checkers.wantsDigests);
+      vm.images[t.index] = image;
+      t.rep!.addVm({
+        vmId: vm.name,
+        role: "backup",
+        image,
+        params: vm.params,
+        policy: this.makePolicyFor(vm, t),
+        primary: p.id,
+        backups,
+        term: s.term,
+        synced: false, // its first lease grant says so, and the primary resyncs it
+      });
+      vm.reseeded++;
+    };
+    // A member that came back empty (restarted) gets the VM again.
+    for (const b of s.backups) {
+      const t = this.byId.get(b);
+      if (t?.up && t.rep && !t.rep.vmIds().includes(vm.name)) addReplica(t, s.backups);
+    }
+    const live = s.backups.filter((b) => holds(this.byId.get(b)));
+    let missing = vm.params.backupCount - live.length;
+    for (let k = 1; k < this.nodes.length && missing > 0; k++) {
+      const t = this.nodes[(p.index + k) % this.nodes.length];
+      if (!t.up || !t.rep || s.backups.includes(t.id) || t.rep.vmIds().includes(vm.name)) continue;
+      if (!vm.candidates.has(t.index)) continue;
+      addReplica(t, [...s.backups, t.id]);
+      p.rep.addBackup(vm.name, t.id);
+      missing--;
+    }
   }
 
   // ---- migrations ----
@@ -1164,6 +1221,7 @@ export class RamSimulation {
       policy: this.policy,
       profiles,
       profileSwitches: this.profileSwitches.map((x) => ({ ...x })),
+      backupsReseeded: this.vms.reduce((a, v) => a + v.reseeded, 0),
       bufferLevel: {
         mean: round(this.bufferLevels.mean),
         p99: round(this.bufferLevels.percentile(99)),

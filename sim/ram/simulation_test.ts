@@ -148,6 +148,26 @@ Deno.test("ram-primary-crash: a backup takes over within 5 s from a complete epo
   // The guest runs on at the new primary.
   assert.ok(sim.vms[0].primary > 0);
   assert.ok(m.pagesDirtied > 12_000 * 12);
+  // The old primary came back empty: the new primary re-seeded it as a backup.
+  assert.equal(m.backupsReseeded, 1);
+  assert.ok(m.resyncs >= 1);
+});
+
+Deno.test("after a failover a spare node becomes a new backup, seeded by resync", async () => {
+  // Four nodes, the crashed primary never returns: n-3 (no replica yet) replaces it.
+  const { sim, checks } = run(
+    await load("ram-primary-crash", [
+      "nodes[0].count=4",
+      "faults[0]={type: crash, at: 5s, nodes: n-0, name: kill-primary}",
+      // Seeding the new backup (a full 64 MiB image) holds the lag up for a while.
+      "checks[5].maxMs=5s",
+    ]),
+  );
+  assert.deepEqual(failed(checks), []);
+  const m = sim.metricsSummary();
+  assert.equal(m.backupsReseeded, 1);
+  assert.ok(m.resyncs >= 1);
+  assert.ok(sim.vms[0].images[3] !== null, "n-3 holds a replica now");
 });
 
 Deno.test("ram.failover-time fails with a bound below the lease", async () => {
