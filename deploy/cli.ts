@@ -2,18 +2,22 @@
  * `deno task k8s manifests [--out DIR] [--image IMAGE] [--namespace NS] [--sclerotia N]
  * [--rhizomorphs N] [--hyphae N] [--storage SIZE]`: writes DIR/mycelium.yaml (the
  * VMReplication CRD, the Sclerotia StatefulSet and headless Service, the Rhizomorph and
- * Hyphae Deployments).
+ * Hyphae Deployments, the controller's Deployment and RBAC).
+ * `deno task k8s controller ...`: the VMReplication controller (controller.ts).
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { allManifests, DEFAULT_DEPLOY, type DeployOptions } from "./manifests.ts";
+import { main as controllerMain } from "./controller.ts";
 
 const HELP = `Mycelium on Kubernetes
 
 Usage:
   deno task k8s manifests [--out DIR] [--image IMAGE] [--namespace NS] [--sclerotia N]
                           [--rhizomorphs N] [--hyphae N] [--storage SIZE] [--storage-class C]
-                          [--network-secret NAME]
+                          [--network-secret NAME] [--controller-image IMAGE]
+  deno task k8s controller [--namespace NS | --all-namespaces] [--resync S] [--once] ...
+                          (deno task k8s controller --help)
 
 Writes DIR/mycelium.yaml (default DIR: deploy/k8s). Before applying it, create the network
 (mycelium genesis --out net) and its Secret:
@@ -22,6 +26,7 @@ Writes DIR/mycelium.yaml (default DIR: deploy/k8s). Before applying it, create t
 `;
 
 export async function main(args: string[]): Promise<number> {
+  if (args[0] === "controller") return await controllerMain(args.slice(1));
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -35,6 +40,7 @@ export async function main(args: string[]): Promise<number> {
       storage: { type: "string", default: DEFAULT_DEPLOY.storage },
       "storage-class": { type: "string" },
       "network-secret": { type: "string", default: DEFAULT_DEPLOY.networkSecret },
+      "controller-image": { type: "string", default: DEFAULT_DEPLOY.controllerImage },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -60,6 +66,7 @@ export async function main(args: string[]): Promise<number> {
       networkSecret: values["network-secret"],
       storage: values.storage,
       storageClass: values["storage-class"],
+      controllerImage: values["controller-image"],
     };
   } catch (e) {
     console.error((e as Error).message);

@@ -10,15 +10,19 @@
  * - Every pod gets its identity on first start from an init container that runs
  *   `mycelium node-cert` with the network directory (made by `mycelium genesis`, mounted
  *   from a Secret) when its volume holds none yet.
- * - The VMReplication custom resource definition (crd.ts).
+ * - The VMReplication custom resource definition (crd.ts) and its controller (controller.ts):
+ *   a Deployment of one replica running `deno task k8s controller` in the simulator image
+ *   (deploy/Dockerfile.sim), with a ServiceAccount, and a Role and RoleBinding that allow
+ *   reading the resources of the namespace and writing their status.
  */
 import { StatefulSet } from "kubernetes-models/apps/v1";
 import { Deployment } from "kubernetes-models/apps/v1";
-import { Service } from "kubernetes-models/v1";
+import { Service, ServiceAccount } from "kubernetes-models/v1";
+import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IPodSpec } from "kubernetes-models/v1/PodSpec";
 import YAML from "yaml";
-import { vmReplicationCrd } from "./crd.ts";
+import { GROUP, PLURAL, vmReplicationCrd } from "./crd.ts";
 
 export interface DeployOptions {
   namespace: string;
@@ -30,6 +34,8 @@ export interface DeployOptions {
   networkSecret: string;
   storage: string;
   storageClass?: string;
+  /** The image the VMReplication controller runs in (the simulator's: Dockerfile.sim). */
+  controllerImage: string;
 }
 
 export const DEFAULT_DEPLOY: DeployOptions = {
@@ -40,6 +46,7 @@ export const DEFAULT_DEPLOY: DeployOptions = {
   hyphae: 2,
   networkSecret: "mycelium-network",
   storage: "10Gi",
+  controllerImage: "mycelium-sim:0.1.0",
 };
 
 const GOSSIP = 7946, STREAMS = 7947, ADMIN = 8080;
@@ -196,6 +203,77 @@ export function tierDeployment(o: DeployOptions, tier: "rhizomorph" | "hyphae"):
   return d;
 }
 
+// ---- the VMReplication controller ----
+
+export const CONTROLLER = "vmreplication-controller";
+
+export function controllerServiceAccount(o: DeployOptions): ServiceAccount {
+  const sa = new ServiceAccount({
+    metadata: { name: CONTROLLER, namespace: o.namespace, labels: labels("controller") },
+  });
+  sa.validate();
+  return sa;
+}
+
+/** Read the namespace's VMReplications; write their status (nothing else). */
+export function controllerRole(o: DeployOptions): Role {
+  const r = new Role({
+    metadata: { name: CONTROLLER, namespace: o.namespace, labels: labels("controller") },
+    rules: [
+      { apiGroups: [GROUP], resources: [PLURAL], verbs: ["get", "list", "watch"] },
+      { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ["get", "patch", "update"] },
+    ],
+  });
+  r.validate();
+  return r;
+}
+
+export function controllerRoleBinding(o: DeployOptions): RoleBinding {
+  const rb = new RoleBinding({
+    metadata: { name: CONTROLLER, namespace: o.namespace, labels: labels("controller") },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: CONTROLLER },
+    subjects: [{ kind: "ServiceAccount", name: CONTROLLER, namespace: o.namespace }],
+  });
+  rb.validate();
+  return rb;
+}
+
+export function controllerDeployment(o: DeployOptions): Deployment {
+  const d = new Deployment({
+    metadata: { name: CONTROLLER, namespace: o.namespace, labels: labels("controller") },
+    spec: {
+      replicas: 1, // no leader election: never two at once
+      strategy: { type: "Recreate" },
+      selector: { matchLabels: labels("controller") },
+      template: {
+        metadata: { labels: labels("controller") },
+        spec: {
+          serviceAccountName: CONTROLLER,
+          containers: [{
+            name: "controller",
+            image: o.controllerImage,
+            command: ["deno", "task", "k8s", "controller"],
+            // The pod's namespace (its service account's) and the Sclerotia pods' DNS names.
+            args: ["--resync", "10", "--node-service", "sclerotia", "--admin-port", String(ADMIN)],
+            env: [
+              { name: "NO_COLOR", value: "1" },
+              { name: "DENO_NO_UPDATE_CHECK", value: "1" },
+            ],
+            resources: {
+              requests: { cpu: "50m", memory: "128Mi" },
+              limits: { memory: "512Mi" },
+            },
+            securityContext: { allowPrivilegeEscalation: false },
+          }],
+          terminationGracePeriodSeconds: 10,
+        },
+      },
+    },
+  });
+  d.validate();
+  return d;
+}
+
 /** Every manifest, as one multi-document YAML (apply with `kubectl apply -f`). */
 export function allManifests(o: DeployOptions = DEFAULT_DEPLOY): string {
   const docs = [
@@ -204,6 +282,10 @@ export function allManifests(o: DeployOptions = DEFAULT_DEPLOY): string {
     sclerotiaStatefulSet(o),
     tierDeployment(o, "rhizomorph"),
     tierDeployment(o, "hyphae"),
+    controllerServiceAccount(o),
+    controllerRole(o),
+    controllerRoleBinding(o),
+    controllerDeployment(o),
   ];
   return docs.map((d) => YAML.stringify(d.toJSON())).join("---\n");
 }

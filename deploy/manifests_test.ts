@@ -2,9 +2,11 @@
 import assert from "node:assert/strict";
 import YAML from "yaml";
 import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
-import { Service } from "kubernetes-models/v1";
+import { Service, ServiceAccount } from "kubernetes-models/v1";
+import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
 import { CustomResourceDefinition } from "kubernetes-models/apiextensions.k8s.io/v1";
-import { allManifests, DEFAULT_DEPLOY, sclerotiaStatefulSet } from "./manifests.ts";
+import { allManifests, CONTROLLER, DEFAULT_DEPLOY, sclerotiaStatefulSet } from "./manifests.ts";
+import { CONTROLLER_HELP } from "./controller.ts";
 import { structural, vmReplicationCrd, vmReplicationSpecSchema } from "./crd.ts";
 
 const docs = () => YAML.parseAllDocuments(allManifests()).map((d) => d.toJS());
@@ -15,6 +17,9 @@ Deno.test("manifests: every document re-validates from its YAML against the Open
     Service: (o) => new Service(o),
     StatefulSet: (o) => new StatefulSet(o),
     Deployment: (o) => new Deployment(o),
+    ServiceAccount: (o) => new ServiceAccount(o),
+    Role: (o) => new Role(o),
+    RoleBinding: (o) => new RoleBinding(o),
   };
   const all = docs();
   assert.deepEqual(all.map((d) => d.kind), [
@@ -22,6 +27,10 @@ Deno.test("manifests: every document re-validates from its YAML against the Open
     "Service",
     "StatefulSet",
     "Deployment",
+    "Deployment",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
     "Deployment",
   ]);
   for (const d of all) kinds[d.kind](d as never).validate();
@@ -116,6 +125,67 @@ Deno.test("the spec is validated by the same zod schema as the node's config: er
     "curve",
     "threshold",
   ]);
+});
+
+Deno.test("the controller: a Deployment of the simulator image with least-privilege RBAC", () => {
+  const all = docs();
+  const dep = all.find((d) => d.kind === "Deployment" && d.metadata.name === CONTROLLER);
+  const pod = dep.spec.template.spec;
+  assert.equal(dep.metadata.namespace, DEFAULT_DEPLOY.namespace);
+  assert.equal(dep.spec.replicas, 1);
+  assert.equal(dep.spec.strategy.type, "Recreate");
+  assert.equal(pod.serviceAccountName, CONTROLLER);
+  assert.equal(pod.containers[0].image, "mycelium-sim:0.1.0");
+  assert.deepEqual(pod.containers[0].command, ["deno", "task", "k8s", "controller"]);
+  const sa = all.find((d) => d.kind === "ServiceAccount");
+  assert.equal(sa.metadata.name, CONTROLLER);
+  const role = all.find((d) => d.kind === "Role");
+  assert.deepEqual(
+    role.rules.map((r: { resources: string[]; verbs: string[]; apiGroups: string[] }) => [
+      r.apiGroups,
+      r.resources,
+      r.verbs,
+    ]),
+    [
+      [["mycelium.network"], ["vmreplications"], ["get", "list", "watch"]],
+      [["mycelium.network"], ["vmreplications/status"], ["get", "patch", "update"]],
+    ],
+  );
+  const rb = all.find((d) => d.kind === "RoleBinding");
+  assert.deepEqual(rb.roleRef, {
+    apiGroup: "rbac.authorization.k8s.io",
+    kind: "Role",
+    name: CONTROLLER,
+  });
+  assert.deepEqual(rb.subjects, [
+    { kind: "ServiceAccount", name: CONTROLLER, namespace: DEFAULT_DEPLOY.namespace },
+  ]);
+  // The container's flags are the controller's own.
+  const args: string[] = pod.containers[0].args;
+  for (const a of args.filter((x) => x.startsWith("--"))) {
+    assert.ok(CONTROLLER_HELP.includes(a), `${a} is not a controller flag`);
+  }
+});
+
+Deno.test("the simulator image holds everything the controller imports", async () => {
+  const sim = await Deno.readTextFile(new URL("./Dockerfile.sim", import.meta.url));
+  const copied = new Set([...sim.matchAll(/^COPY (\S+) /gm)].map((m) => m[1]));
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "deploy/cli.ts"],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  assert.ok(out.success, "deno info deploy/cli.ts");
+  const root = new URL("..", import.meta.url).href;
+  const dirs = new Set<string>();
+  for (const m of JSON.parse(new TextDecoder().decode(out.stdout)).modules) {
+    const spec: string = m.specifier;
+    if (spec.startsWith(root)) dirs.add(spec.slice(root.length).split("/")[0]);
+  }
+  assert.ok(dirs.has("deploy") && dirs.has("core"), [...dirs].join(","));
+  for (const d of dirs) assert.ok(copied.has(d), `Dockerfile.sim does not COPY ${d}/`);
+  assert.match(sim, /deno cache [^\n]*deploy\/cli\.ts/);
 });
 
 Deno.test("deploy/k8s/mycelium.yaml is what `deno task k8s manifests` writes (not stale)", async () => {
