@@ -7,7 +7,13 @@ import type { Scenario } from "./scenario.ts";
 
 export interface FaultAccount {
   name: string;
-  type: Scenario["faults"][number]["type"] | "leave" | "task" | "migration";
+  type:
+    | Scenario["faults"][number]["type"]
+    | "leave"
+    | "task"
+    | "migration"
+    | "spore-event"
+    | "storage-event";
   at: number;
   declared: number;
   fired: number;

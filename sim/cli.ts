@@ -21,6 +21,8 @@ import { RamSimulation } from "./ram/simulation.ts";
 import { sweepCommand } from "./sweep/cli.ts";
 import { type LamportChoice, writeReport } from "./report/from_run.ts";
 import { buildRamSummary, formatRamSummary, writeRamOutputs } from "./ram/summary.ts";
+import { SporeSimulation } from "./spores/simulation.ts";
+import { buildSporeSummary, formatSporeSummary, writeSporeOutputs } from "./spores/summary.ts";
 
 const HELP = `Mycelium simulator
 
@@ -46,6 +48,13 @@ A scenario with a ram section runs the distributed RAM simulator (VM memory
 replication, throttling, failover, migration; checks ram.*): its outputs are
 summary.json (metrics.ram), ram.csv (per VM every sampleInterval: buffer level,
 intensity, pause, replication lag), vms.csv and nodes.csv.
+
+A scenario with a spores or storage section runs the spores simulator (Latent
+gossip, Seed files, a Primary stand-in, bootstrap and join, split brain, and
+trust-aware object storage; checks spores.* and storage.*): its outputs are
+summary.json (metrics.spores, metrics.storage), spores.csv (active nodes, Latent
+divergence, discards by reason over time), storage.csv (under-replicated chunks,
+repair copies over time) and nodes.csv.
 
 replay: re-runs the same scenario and seed up to event K and prints the events
 around it (the run is deterministic, so this is exactly what happened).
@@ -213,6 +222,9 @@ async function runKind(
   if (scenario.ram) {
     return runRam(scenario, { file: file!, sets, seed, out, quiet: values.quiet });
   }
+  if (scenario.spores || scenario.storage) {
+    return runSpores(scenario, { file: file!, sets, seed, out, quiet: values.quiet });
+  }
   const traceOn = values.trace || scenario.outputs.trace;
   const tracePath = join(out, "trace.jsonl");
   let traceBuf: string[] = [];
@@ -353,6 +365,52 @@ async function runRam(
   return 0;
 }
 
+function buildSpores(scenario: Scenario, opts: ConstructorParameters<typeof SporeSimulation>[1]) {
+  try {
+    return new SporeSimulation(scenario, opts);
+  } catch (e) {
+    if (e instanceof MyceliumError) fail(`invalid scenario: ${e.message}`, 2);
+    throw e;
+  }
+}
+
+/** A scenario with a `spores` or `storage` section runs in the spores simulator. */
+async function runSpores(
+  scenario: Scenario,
+  o: { file: string; sets: string[]; seed: number; out: string; quiet: boolean },
+): Promise<number> {
+  const sim = buildSpores(scenario, { seed: o.seed });
+  const prog = progressReporter(o.quiet);
+  if (!o.quiet) {
+    console.error(
+      `running ${scenario.name}: ${sim.nodes.length} nodes${
+        scenario.storage ? " with storage" : ""
+      }, ${scenario.duration / 1000} s virtual, seed ${o.seed}`,
+    );
+  }
+  sim.run(prog.report);
+  prog.done();
+  const summary = buildSporeSummary(sim, {
+    scenarioFile: o.file,
+    sets: o.sets,
+    wallMs: performance.now() - prog.start,
+    peakRssBytes: prog.peak(),
+  });
+  await writeSporeOutputs(o.out, sim, summary);
+  if (!o.quiet) {
+    console.log(formatSporeSummary(summary));
+    console.log(`\n  outputs in ${o.out}/`);
+  }
+  if (!summary.ok) {
+    console.error(
+      `\nFAILED: seed ${o.seed}${sim.violation ? `, event ${sim.violation.event}` : ""}`,
+    );
+    console.error(`replay: ${summary.replay}`);
+    return 1;
+  }
+  return 0;
+}
+
 /** The recorded events around event K of a replay (membership and consensus alike). */
 function printReplayWindow(
   name: string,
@@ -406,6 +464,9 @@ async function replayCommandRun(args: string[]): Promise<number> {
     return replayConsensus(scenario, positionals[0]!, seed, sets, event, window);
   }
   if (scenario.ram) return replayRam(scenario, positionals[0]!, seed, sets, event, window);
+  if (scenario.spores || scenario.storage) {
+    return replaySpores(scenario, positionals[0]!, seed, sets, event, window);
+  }
   const sim = build(scenario, { seed, recordLast: 2 * window + 1, stopAtEvent: event + window });
   sim.run();
   printReplayWindow(scenario.name, seed, event, window, sim.recentEvents());
@@ -467,6 +528,34 @@ function replayRam(
   window: number,
 ): number {
   const sim = buildRam(scenario, {
+    seed,
+    recordLast: 2 * window + 1,
+    stopAtEvent: event + window,
+  });
+  sim.run();
+  printReplayWindow(scenario.name, seed, event, window, sim.recentEvents());
+  console.log(`\nat event ${sim.events}:`);
+  for (const line of sim.positions()) console.log(`  ${line}`);
+  if (sim.violation) {
+    console.log(
+      `violation: ${sim.violation.check}: ${sim.violation.detail} (event ${sim.violation.event})`,
+    );
+  }
+  console.log(
+    `re-run the whole scenario: ${replayCommand(file, seed, sets)}`.replace(" replay ", " run "),
+  );
+  return 0;
+}
+
+function replaySpores(
+  scenario: Scenario,
+  file: string,
+  seed: number,
+  sets: string[],
+  event: number,
+  window: number,
+): number {
+  const sim = buildSpores(scenario, {
     seed,
     recordLast: 2 * window + 1,
     stopAtEvent: event + window,

@@ -10,6 +10,12 @@ import { swimConfigSchema } from "../core/membership/config.ts";
 import { consensusConfigSchema } from "../core/consensus/config.ts";
 import { ramConfigSchema } from "../core/ram/config.ts";
 import { workloadSchema as ramWorkloadSchema } from "../core/ram/workloads.ts";
+import { latentConfigSchema } from "../core/spores/latent.ts";
+import { sporeGossipConfigSchema } from "../core/spores/gossip.ts";
+import { seedConfigSchema } from "../core/spores/seed.ts";
+import { DISCOVERY_ORDER } from "../core/spores/discovery.ts";
+import { storageConfigSchema } from "../core/storage/config.ts";
+import { storageClassSchema } from "../core/storage/classes.ts";
 import { type NodeInfo, validateSelector } from "./selectors.ts";
 
 // ---- durations and rates ----
@@ -328,6 +334,166 @@ const ramSchema = z.strictObject({
 export type RamScenario = z.infer<typeof ramSchema>;
 export type RamVmSpec = z.infer<typeof ramVmSchema>;
 
+// ---- spores and storage (issue 6) ----
+
+/** What a Byzantine node adds to the Latent entries it gossips. */
+export const SPORE_BYZANTINE = [
+  "forge",
+  "replay-stale",
+  "future-dated",
+  "wrong-network",
+  "contradict-primary",
+] as const;
+export type SporeByzantine = typeof SPORE_BYZANTINE[number];
+
+/** What a seed event does to the file at a location. */
+export const SEED_ACTIONS = [
+  "corrupt",
+  "truncate",
+  "stale",
+  "forge",
+  "delete",
+  "wrong-network",
+] as const;
+export type SeedAction = typeof SEED_ACTIONS[number];
+
+const SERVICE_RE = /^[A-Za-z][\w.-]*$/;
+const trustValue = z.number().min(0).max(1);
+
+/**
+ * Spore tiers, bootstrap and split brain (DESIGN.md section 5, issue 6): every node runs the
+ * Latent gossip (core/spores/gossip.ts); a stand-in for consensus orders the Primary.
+ */
+const sporesSchema = z.strictObject({
+  latent: latentConfigSchema.prefault({}),
+  gossip: sporeGossipConfigSchema.prefault({}),
+  /** Nodes that create the network at t = 0 (those of them that start at 0). */
+  genesis: selector.default("tier:sclerotia"),
+  trust: z.strictObject({
+    genesis: trustValue.default(0.9),
+    joiner: trustValue.default(0.5),
+    /** Trust a node is admitted with, by selector (later entries win). */
+    nodes: z.array(z.strictObject({ nodes: selector, value: trustValue })).default([]),
+  }).prefault({}),
+  /** The consensus stand-in: one block of pending operations every blockMs per side. */
+  primary: z.strictObject({
+    blockMs: duration.refine((v) => v > 0, "must be positive").default(500),
+    /**
+     * Commit rule: bft (a quorum of the voters, the protocol's rule); all (every voter:
+     * locks out with one voter down); any (any side commits: split brain). The last two
+     * exist to show that spores.no-lockout and spores.single-writer catch them.
+     */
+    quorum: z.enum(["bft", "all", "any"]).default("bft"),
+  }).prefault({}),
+  seed: seedConfigSchema.extend({
+    /** Member nodes that rewrite the seed files every writeIntervalMs. */
+    writers: selector.default("tier:sclerotia"),
+    /** Sclerotia listed per seed file. */
+    maxEntries: z.int().min(1).max(10_000).default(32),
+    /** Latency of reading a file location (URLs cost a network round trip instead). */
+    readMs: nonNegDuration.default(2),
+  }).prefault({}),
+  discovery: z.strictObject({
+    /** Sources a joiner tries, in this order (DESIGN.md: all four). */
+    sources: z.array(z.enum(DISCOVERY_ORDER)).min(1).default([...DISCOVERY_ORDER]),
+    /** Rhizomorph contacts every joiner is configured with. */
+    rhizomorphs: selector.optional(),
+    /** Latent entry points every joiner is configured with. */
+    entryPoints: selector.optional(),
+    /** Sclerotia a node keeps connections to. */
+    want: z.int().min(1).max(16).default(3),
+    attemptTimeoutMs: duration.refine((v) => v > 0, "must be positive").default(1000),
+    joinTimeoutMs: duration.refine((v) => v > 0, "must be positive").default(5000),
+    retryMs: duration.refine((v) => v > 0, "must be positive").default(2000),
+  }).prefault({}),
+  byzantine: z.array(z.strictObject({
+    nodes: selector,
+    behaviour: z.enum(SPORE_BYZANTINE),
+    /** Bad entries added to each push and entries message. */
+    perMessage: z.int().min(1).max(64).default(4),
+  })).default([]),
+  /** Primary operations and seed tampering at given times. */
+  events: z.array(z.discriminatedUnion("type", [
+    z.strictObject({
+      at: nonNegDuration,
+      type: z.literal("trust"),
+      nodes: selector,
+      value: trustValue,
+      name: z.string().optional(),
+    }),
+    z.strictObject({
+      at: nonNegDuration,
+      type: z.literal("exclude"),
+      nodes: selector,
+      name: z.string().optional(),
+    }),
+    z.strictObject({
+      at: nonNegDuration,
+      type: z.literal("seed"),
+      location: z.string().min(1),
+      action: z.enum(SEED_ACTIONS),
+      name: z.string().optional(),
+    }),
+  ])).default([]),
+  /** Client load per active node: AP writes (own Latent entry), CP writes, reads (0: none). */
+  workload: z.strictObject({
+    apWriteMs: nonNegDuration.default(0),
+    cpWriteMs: nonNegDuration.default(0),
+    readMs: nonNegDuration.default(0),
+    /** The load stops here (default: 80 % of the duration). */
+    until: nonNegDuration.optional(),
+    opTimeoutMs: duration.refine((v) => v > 0, "must be positive").default(2000),
+  }).prefault({}),
+  /** Singleton services: one instance per connected side, resolved on heal. */
+  singletons: z.array(z.string().regex(SERVICE_RE, "expected a service name")).default([]),
+});
+export type SporesScenario = z.infer<typeof sporesSchema>;
+
+/** Trust-aware object storage (DESIGN.md section 5, Storage) in the spores simulator. */
+const storageSchema = z.strictObject({
+  config: storageConfigSchema.prefault({}),
+  writes: z.strictObject({
+    /** Objects per second (Poisson arrivals), from random active nodes of `from`. */
+    rate: z.number().nonnegative().finite().default(1),
+    size: z.strictObject({ min: bytes.default(1024 ** 2), max: bytes.default(8 * 1024 ** 2) })
+      .refine((r) => r.max >= r.min && r.max > 0, {
+        message: "max must be >= min and > 0",
+        path: ["max"],
+      }).prefault({}),
+    /** Class weights (relative). */
+    classes: z.partialRecord(storageClassSchema, z.number().nonnegative()).default({
+      Standard: 1,
+    }).refine((c) => Object.values(c).some((w) => (w ?? 0) > 0), "some class needs a weight > 0"),
+    /** Share of Strong writes; the rest are Eventual. */
+    strong: probability.default(0.5),
+    from: selector.default("all"),
+    /** Writes stop here (default: 80 % of the duration). */
+    until: nonNegDuration.optional(),
+  }).prefault({}),
+  reads: z.strictObject({ rate: z.number().nonnegative().finite().default(0) }).prefault({}),
+  /** Relative capacity (placement weight) per tier. */
+  weights: z.strictObject({
+    sclerotia: z.number().positive().finite().default(1),
+    rhizomorph: z.number().positive().finite().default(1),
+  }).prefault({}),
+  /** A crashed node is declared dead (for repair) this long after it went down. */
+  detectionMs: nonNegDuration.default(5000),
+  repairEveryMs: duration.refine((v) => v > 0, "must be positive").default(1000),
+  /** false: no re-replication (storage.rf-restored must then fail). */
+  repair: z.boolean().default(true),
+  writeTimeoutMs: duration.refine((v) => v > 0, "must be positive").default(10_000),
+  /** Every node verifies the checksums of the chunks it holds this often (0: never). */
+  scrubMs: nonNegDuration.default(60_000),
+  /** Bit rot: a fraction of the chunks stored on the nodes is corrupted at `at`. */
+  corrupt: z.array(z.strictObject({
+    at: nonNegDuration,
+    nodes: selector,
+    fraction: probability.default(1),
+    name: z.string().optional(),
+  })).default([]),
+});
+export type StorageScenario = z.infer<typeof storageSchema>;
+
 // ---- checks ----
 
 export const checkSchema = z.discriminatedUnion("type", [
@@ -424,6 +590,50 @@ export const checkSchema = z.discriminatedUnion("type", [
     type: z.literal("ram.replication-continues"),
     maxGapMs: nonNegDuration.default(1000),
   }),
+  /**
+   * Spores safety, online: Latent maps hold at most latent.maxEntries, pushes at most
+   * gossip.maxPush entries, every message and seed file at most `maxMessageBytes`.
+   */
+  z.strictObject({
+    type: z.literal("spores.bounded"),
+    maxMessageBytes: bytes.default(512 * 1024),
+  }),
+  /** All nodes started by then are active and the Latent maps converged by `within`. */
+  z.strictObject({ type: z.literal("spores.formation"), within: nonNegDuration.default(30_000) }),
+  /**
+   * Every live active node holds the newest entry of every live member within `within` of
+   * the last update (the last fault, event, start or scheduled AP write).
+   */
+  z.strictObject({ type: z.literal("spores.converged"), within: nonNegDuration.default(60_000) }),
+  /** Safety, online: no accepted entry contradicts the certified Primary its node held. */
+  z.strictObject({ type: z.literal("spores.no-contradiction") }),
+  /** A joiner finds a Sclerotium within `within` whenever some discovery path exists. */
+  z.strictObject({ type: z.literal("spores.discovery"), within: nonNegDuration.default(10_000) }),
+  /** CP safety, online: one block per height, each committed by a side with a quorum. */
+  z.strictObject({ type: z.literal("spores.single-writer") }),
+  /** CP liveness: while a side holds a connected quorum, its operations commit within `within`. */
+  z.strictObject({ type: z.literal("spores.no-lockout"), within: nonNegDuration.default(10_000) }),
+  /** Safety, online: no Byzantine entry is accepted; each declared behaviour was discarded. */
+  z.strictObject({ type: z.literal("spores.byzantine-discarded") }),
+  /**
+   * During partitions every side serves reads (a certified Primary) and its AP writes reach
+   * every live node of the side within `within`.
+   */
+  z.strictObject({
+    type: z.literal("spores.sides-serving"),
+    within: nonNegDuration.default(10_000),
+  }),
+  /** After sides merge, each singleton service runs once per side within `within`. */
+  z.strictObject({ type: z.literal("spores.singletons"), within: nonNegDuration.default(10_000) }),
+  /** Storage safety, online and at the end: every replica holder satisfies its chunk's class. */
+  z.strictObject({ type: z.literal("storage.class") }),
+  /** Every chunk that lost a replica regains its replication factor within `within`. */
+  z.strictObject({
+    type: z.literal("storage.rf-restored"),
+    within: nonNegDuration.default(60_000),
+  }),
+  /** End of run: every acknowledged Strong write is readable, no chunk of it lost. */
+  z.strictObject({ type: z.literal("storage.no-lost-writes") }),
 ]);
 export type CheckSpec = z.infer<typeof checkSchema>;
 
@@ -461,6 +671,10 @@ export const scenarioSchema = z.strictObject({
   consensus: consensusSchema.optional(),
   /** Present: the run is a distributed RAM run (the RAM simulator; no membership protocol). */
   ram: ramSchema.optional(),
+  /** Present: the run is a spores run (Latent gossip, Primary stand-in, seeds, joins). */
+  spores: sporesSchema.optional(),
+  /** Present: objects are stored too (the spores simulator; spores defaults if absent). */
+  storage: storageSchema.optional(),
   checks: z.array(checkSchema).default([
     { type: "membership.converged", within: 60_000 },
     { type: "membership.detection", maxMs: 30_000 },
@@ -486,6 +700,15 @@ export function parseScenario(doc: unknown, source = "scenario"): Scenario {
     }
     names.add(g.group);
   });
+  if (s.spores || s.storage) {
+    validateSpores(s, doc, source);
+  } else {
+    s.checks.forEach((c, i) => {
+      if (c.type.startsWith("spores.") || c.type.startsWith("storage.")) {
+        throw new ConfigError(`checks[${i}]: ${c.type} needs a spores or storage section`, source);
+      }
+    });
+  }
   if (s.ram) {
     if (s.consensus) {
       throw new ConfigError("ram: a scenario has either a consensus or a ram section", source);
@@ -524,6 +747,80 @@ export function scenarioNodeInfo(s: Scenario): NodeInfo[] {
 /** The VM names a `vms` entry expands to. */
 export function ramVmNames(v: Pick<RamVmSpec, "name" | "count">): string[] {
   return v.count === 1 ? [v.name] : Array.from({ length: v.count }, (_, k) => `${v.name}-${k}`);
+}
+
+/** Sections, checks, selectors, names and times of a spores run, with errors naming the field. */
+function validateSpores(s: Scenario, doc: unknown, source: string): void {
+  const section = s.spores ? "spores" : "storage";
+  if (s.consensus || s.ram) {
+    throw new ConfigError(
+      `${section}: a scenario with spores or storage has no consensus or ram section`,
+      source,
+    );
+  }
+  // Storage runs on the spores layer: a storage-only scenario gets its defaults.
+  s.spores ??= sporesSchema.parse({});
+  // The spores simulator runs no membership protocol: without an explicit list, no checks.
+  if ((doc as { checks?: unknown } | null)?.checks === undefined) s.checks = [];
+  s.checks.forEach((c, i) => {
+    if (!c.type.startsWith("spores.") && !c.type.startsWith("storage.")) {
+      throw new ConfigError(`checks[${i}]: ${c.type} cannot run in a spores run`, source);
+    }
+    if (c.type.startsWith("storage.") && !s.storage) {
+      throw new ConfigError(`checks[${i}]: ${c.type} needs a storage section`, source);
+    }
+  });
+  const info = scenarioNodeInfo(s);
+  const sel = (v: Selector | undefined, path: string) => {
+    if (v === undefined) return;
+    try {
+      validateSelector(v, info, path);
+    } catch (e) {
+      if (e instanceof ConfigError) throw new ConfigError(e.message, source, e);
+      throw e;
+    }
+  };
+  const time = (at: number, path: string) => {
+    if (at > s.duration) {
+      throw new ConfigError(`${path}: ${at} ms is after the end of the run`, source);
+    }
+  };
+  const sp = s.spores;
+  if (sp) {
+    sel(sp.genesis, "spores.genesis");
+    sp.trust.nodes.forEach((t, i) => sel(t.nodes, `spores.trust.nodes[${i}].nodes`));
+    sel(sp.seed.writers, "spores.seed.writers");
+    sel(sp.discovery.rhizomorphs, "spores.discovery.rhizomorphs");
+    sel(sp.discovery.entryPoints, "spores.discovery.entryPoints");
+    sp.byzantine.forEach((b, i) => sel(b.nodes, `spores.byzantine[${i}].nodes`));
+    sp.events.forEach((e, i) => {
+      const path = `spores.events[${i}]`;
+      time(e.at, `${path}.at`);
+      if (e.type === "seed") {
+        if (!sp.seed.locations.includes(e.location)) {
+          throw new ConfigError(
+            `${path}.location: "${e.location}" is not one of spores.seed.locations`,
+            source,
+          );
+        }
+      } else sel(e.nodes, `${path}.nodes`);
+    });
+    const names = new Set<string>();
+    sp.singletons.forEach((n, i) => {
+      if (names.has(n)) {
+        throw new ConfigError(`spores.singletons[${i}]: duplicate service "${n}"`, source);
+      }
+      names.add(n);
+    });
+  }
+  const st = s.storage;
+  if (st) {
+    sel(st.writes.from, "storage.writes.from");
+    st.corrupt.forEach((c, i) => {
+      sel(c.nodes, `storage.corrupt[${i}].nodes`);
+      time(c.at, `storage.corrupt[${i}].at`);
+    });
+  }
 }
 
 /** Names, selectors and times of the ram section, with errors naming the field. */

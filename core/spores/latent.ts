@@ -231,6 +231,12 @@ export interface AcceptContext {
   /** The newest Primary view, or null before the first sync. */
   readonly primary: PrimaryView | null;
   readonly trustTolerance?: number;
+  /**
+   * Checks a whole entry's signature instead of `verify(e.node, latentPayload(e), e.sig)`:
+   * for a host that verified at its envelope boundary or remembers verified entries (the
+   * simulator, where one entry object reaches every node). Must agree with `verify`.
+   */
+  readonly verifyEntry?: (e: LatentEntry) => boolean;
 }
 
 export type Acceptance =
@@ -277,7 +283,8 @@ function check(
       return reject("stale", "older than every entry of the full map");
     }
   }
-  if (!verifyLatentEntry(e, ctx.verify)) return reject("forged", "signature does not verify");
+  const signed = ctx.verifyEntry ? ctx.verifyEntry(e) : verifyLatentEntry(e, ctx.verify);
+  if (!signed) return reject("forged", "signature does not verify");
   const why = contradiction(ctx.primary, e, ctx.trustTolerance ?? DEFAULT_TRUST_TOLERANCE);
   if (why) return reject("contradicts-primary", why);
   return OK;
@@ -322,6 +329,23 @@ export class LatentStore {
 
   get(node: NodeId): LatentEntry | undefined {
     return this.map.get(node);
+  }
+
+  /** The held entries, in no particular (but deterministic) order; do not mutate while iterating. */
+  entries(): IterableIterator<LatentEntry> {
+    return this.map.values();
+  }
+
+  /**
+   * Forgets a node's entry (expired, or contradicting a newer Primary). Not a join: the entry
+   * may come back through gossip unless the caller's acceptance rules refuse it again.
+   */
+  delete(node: NodeId): boolean {
+    const cur = this.map.get(node);
+    if (!cur) return false;
+    this.map.delete(node);
+    if (this.min === cur) this.minValid = false;
+    return true;
   }
 
   /** The current map, in node id order (a copy). */

@@ -400,3 +400,48 @@ Deno.test("parseLatentConfig: defaults, and errors that name the field", () => {
     (err: unknown) => err instanceof ConfigError && /spores\.latent\.maxEntries/.test(err.message),
   );
 });
+
+Deno.test("LatentStore.delete forgets an entry; the store then equals the bound of what is left", () => {
+  fc.assert(
+    fc.property(
+      K,
+      fc.array(entryArb, { maxLength: 25 }),
+      fc.array(fc.nat(5), { maxLength: 6 }),
+      (k, es, gone) => {
+        const store = new LatentStore(k);
+        for (const e of es) store.insert(e);
+        const before = store.snapshot();
+        for (const g of gone) store.delete(testNode(g));
+        const left = [...before.values()].filter((e) =>
+          !gone.includes(Number.parseInt(e.node, 16))
+        );
+        assert.ok(latentEquals(store.snapshot(), boundLatent(left, k)));
+        assert.equal([...store.entries()].length, store.size);
+        // The horizon is recomputed: inserting after deletes still equals the pure merge.
+        const extra = entry(9, { hlc: { ms: 1, c: 1 } });
+        store.insert(extra);
+        assert.ok(
+          latentEquals(
+            store.snapshot(),
+            mergeLatent(boundLatent(left, k), new Map([[extra.node, extra]]), k),
+          ),
+        );
+      },
+    ),
+    { numRuns: 300 },
+  );
+  const store = new LatentStore(2);
+  assert.equal(store.delete(testNode(1)), false, "nothing to delete");
+});
+
+Deno.test("verifyEntry replaces the payload check and must still say forged", () => {
+  const e = entry(1);
+  const ctx = context({ now: 100 });
+  let calls = 0;
+  const accepting = { ...ctx, verifyEntry: () => (calls++, true) };
+  const refusing = { ...ctx, verifyEntry: () => false };
+  assert.ok(acceptRemote(EMPTY_LATENT, e, accepting).ok);
+  assert.equal(calls, 1);
+  const r = acceptRemote(EMPTY_LATENT, e, refusing);
+  assert.deepEqual(r.ok ? "ok" : r.reason, "forged");
+});

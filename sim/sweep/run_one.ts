@@ -11,6 +11,8 @@ import { ConsensusSimulation } from "../consensus/simulation.ts";
 import { buildConsensusSummary } from "../consensus/summary.ts";
 import { RamSimulation } from "../ram/simulation.ts";
 import { buildRamSummary } from "../ram/summary.ts";
+import { SporeSimulation } from "../spores/simulation.ts";
+import { buildSporeSummary } from "../spores/summary.ts";
 
 export interface RunRow {
   cell: string;
@@ -44,9 +46,10 @@ export function flattenMetrics(v: unknown, prefix = "", out: Record<string, numb
 export function simulatorFor(
   scenario: Scenario,
   seed: number,
-): Simulation | ConsensusSimulation | RamSimulation {
+): Simulation | ConsensusSimulation | RamSimulation | SporeSimulation {
   if (scenario.consensus) return new ConsensusSimulation(scenario, { seed });
   if (scenario.ram) return new RamSimulation(scenario, { seed });
+  if (scenario.spores || scenario.storage) return new SporeSimulation(scenario, { seed });
   return new Simulation(scenario, { seed });
 }
 
@@ -72,6 +75,8 @@ export async function runOne(
     ? buildConsensusSummary(sim, o)
     : sim instanceof RamSimulation
     ? buildRamSummary(sim, o)
+    : sim instanceof SporeSimulation
+    ? buildSporeSummary(sim, o)
     : buildSummary(sim, o);
   return {
     ...base,
