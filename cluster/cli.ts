@@ -16,6 +16,7 @@ import {
 } from "../sim/consensus/summary.ts";
 import { NetnsError, netnsUnavailable } from "./netns.ts";
 import { RealCluster } from "./runner.ts";
+import { writeReport } from "../sim/report/from_run.ts";
 
 const HELP = `Mycelium real cluster
 
@@ -47,6 +48,7 @@ Options:
   --poll-ms N        how often node views are read (default 250)
   --netns            each node in its own network namespace (needs root, ip, nft, tc)
   --no-netns         all nodes on 127.0.0.1 (no link faults)
+  --report           also write DIR/report.html (metrics over time, faults, checks)
   -h, --help         this help
 `;
 
@@ -59,6 +61,7 @@ async function run(args: string[]): Promise<number> {
       binary: { type: "string" },
       set: { type: "string", multiple: true, default: [] },
       "poll-ms": { type: "string", default: "250" },
+      report: { type: "boolean", default: false },
       netns: { type: "boolean" },
       "no-netns": { type: "boolean" },
       help: { type: "boolean", short: "h", default: false },
@@ -177,6 +180,9 @@ async function run(args: string[]): Promise<number> {
       console.log(`\n  formation after the last node process was up: ${after.toFixed(2)} s`);
     }
     console.log(`\n  outputs in ${out}/ (peak RSS is the largest node process's)`);
+    if (values.report) {
+      console.log(`  report: ${await writeReport(out, { scenario: cluster.scenario })}`);
+    }
     return summary.ok ? 0 : 1;
   } catch (e) {
     if (e instanceof MyceliumError) {

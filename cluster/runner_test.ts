@@ -269,11 +269,14 @@ Deno.test({
         "run",
         file,
         "--no-netns",
+        "--report",
         "--out",
         join(dir, "real"),
         ...setArgs,
       ]);
       assert.equal(real.code, 0, real.stdout + real.stderr);
+      const report = await Deno.readTextFile(join(dir, "real", "report.html"));
+      assert.match(report, /Consensus progress/, "the cluster run's report charts its heights");
       const sim = await cli(SIM_CLI, [
         "run",
         file,
