@@ -446,6 +446,36 @@ const sporesSchema = z.strictObject({
   }).prefault({}),
   /** Singleton services: one instance per connected side, resolved on heal. */
   singletons: z.array(z.string().regex(SERVICE_RE, "expected a service name")).default([]),
+  /**
+   * Rhizomorph promotion to Dynamic Sclerotia and demotion (DESIGN.md section 5, Spore
+   * tiers): every `everyMs` an eligible Rhizomorph (trust >= minTrust, up >= minUptimeMs,
+   * spare capacity >= minCapacity) proposes its promotion through the Primary; a promoted
+   * node whose trust falls below demoteBelowTrust or that stays down longer than
+   * minUptimeMs is demoted (also through the Primary).
+   */
+  promotion: z.strictObject({
+    everyMs: duration.refine((v) => v > 0, "must be positive").default(5000),
+    minTrust: trustValue.default(0.7),
+    minUptimeMs: nonNegDuration.default(60_000),
+    minCapacity: z.number().min(0).max(1).default(0.3),
+    demoteBelowTrust: trustValue.default(0.7),
+    /** Capacity (0..1) by selector, later entries win; others draw 0.5..1 from the seed. */
+    capacity: z.array(z.strictObject({ nodes: selector, value: z.number().min(0).max(1) }))
+      .default([]),
+  }).optional(),
+  /**
+   * Hyphae clients: each Hyphae keeps `connections` Sclerotia from discovery, sends an op to
+   * one of them every `opMs` and retries once on another on error (refused, unreachable,
+   * timeout); connections lost (keepalive every keepaliveMs) are refreshed from discovery.
+   */
+  clients: z.strictObject({
+    opMs: duration.refine((v) => v > 0, "must be positive").default(1000),
+    connections: z.int().min(1).max(16).default(3),
+    timeoutMs: duration.refine((v) => v > 0, "must be positive").default(1000),
+    keepaliveMs: duration.refine((v) => v > 0, "must be positive").default(1000),
+    /** The load stops here (default: 80 % of the duration). */
+    until: nonNegDuration.optional(),
+  }).optional(),
 });
 export type SporesScenario = z.infer<typeof sporesSchema>;
 
@@ -625,6 +655,20 @@ export const checkSchema = z.discriminatedUnion("type", [
   }),
   /** After sides merge, each singleton service runs once per side within `within`. */
   z.strictObject({ type: z.literal("spores.singletons"), within: nonNegDuration.default(10_000) }),
+  /**
+   * Safety, online: a Rhizomorph holds the Sclerotia role only with a committed promotion in
+   * its certified Primary, and no promotion commits for a node that is not eligible.
+   */
+  z.strictObject({ type: z.literal("spores.promotion") }),
+  /**
+   * Hyphae clients, online: no op fails while one of the client's Sclerotia was reachable
+   * when it retried; no client holds fewer than min(connections, reachable Sclerotia) live
+   * connections for longer than `within`.
+   */
+  z.strictObject({
+    type: z.literal("spores.client-failover"),
+    within: nonNegDuration.default(5000),
+  }),
   /** Storage safety, online and at the end: every replica holder satisfies its chunk's class. */
   z.strictObject({ type: z.literal("storage.class") }),
   /** Every chunk that lost a replica regains its replication factor within `within`. */
@@ -805,6 +849,7 @@ function validateSpores(s: Scenario, doc: unknown, source: string): void {
         }
       } else sel(e.nodes, `${path}.nodes`);
     });
+    sp.promotion?.capacity.forEach((c, i) => sel(c.nodes, `spores.promotion.capacity[${i}].nodes`));
     const names = new Set<string>();
     sp.singletons.forEach((n, i) => {
       if (names.has(n)) {

@@ -138,6 +138,31 @@ export function evaluateSporeChecks(sim: SporeSimulation): CheckResult[] {
             `resolved on heal`,
         });
         break;
+      case "spores.promotion":
+        out.push({
+          name: spec.type,
+          ok: true,
+          detail: sim.sp.promotion
+            ? `${c.promotions} promotions and ${c.demotions} demotions committed through the ` +
+              `Primary (${c.promotionsProposed} and ${c.demotionsProposed} proposed, ` +
+              `${c.promotionsRejected} rejected as ineligible); ${sim.dynamicSclerotia()} ` +
+              `Dynamic Sclerotia at the end; no role without a committed promotion`
+            : "held (no spores.promotion section)",
+        });
+        break;
+      case "spores.client-failover":
+        out.push({
+          name: spec.type,
+          ok: sim.sp.clients !== undefined && c.clientOps > 0,
+          detail: !sim.sp.clients
+            ? "no spores.clients section (the check needs Hyphae clients)"
+            : `${c.clientOps} client ops, ${c.clientOk} answered, ${c.clientRetries} retried, ` +
+              `${c.clientFailures} failed, never while a Sclerotium was reachable; ` +
+              `${c.clientRefreshes} connection refreshes, none short longer than ${
+                s1(spec.within)
+              }`,
+        });
+        break;
       case "storage.class": {
         const bad = sim.storage?.ineligibleReplicas() ?? [];
         out.push({
@@ -265,6 +290,21 @@ export function sporeMetrics(sim: SporeSimulation) {
       produced: { ...c.byzProduced },
       discarded: { ...c.byzDiscarded },
       replaysAccepted: c.replaysAccepted,
+    },
+    promotion: {
+      proposed: c.promotionsProposed,
+      promoted: c.promotions,
+      rejected: c.promotionsRejected,
+      demotionsProposed: c.demotionsProposed,
+      demoted: c.demotions,
+      dynamicSclerotiaAtEnd: sim.dynamicSclerotia(),
+    },
+    clients: {
+      ops: c.clientOps,
+      ok: c.clientOk,
+      retries: c.clientRetries,
+      failures: c.clientFailures,
+      refreshes: c.clientRefreshes,
     },
     singletons: {
       started: c.singletonStarts,

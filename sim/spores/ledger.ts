@@ -22,6 +22,8 @@ export type PrimaryOp =
   | { readonly kind: "join"; readonly node: NodeId; readonly tier: Tier; readonly trust: number }
   | { readonly kind: "trust"; readonly node: NodeId; readonly trust: number }
   | { readonly kind: "exclude"; readonly node: NodeId }
+  /** Promotion of a Rhizomorph to Dynamic Sclerotia, or its demotion (a member's tier). */
+  | { readonly kind: "tier"; readonly node: NodeId; readonly tier: Tier }
   | { readonly kind: "config"; readonly key: string; readonly value: string };
 
 export interface PendingOp {
@@ -131,7 +133,8 @@ export class PrimaryLedger {
     done?: (view: PrimaryView) => void,
   ): PendingOp | null {
     if (
-      op.kind === "join" && this.pending.some((p) => p.op.kind === "join" && p.op.node === op.node)
+      (op.kind === "join" || op.kind === "tier") &&
+      this.pending.some((p) => p.op.kind === op.kind && p.op.node === op.node)
     ) {
       return null;
     }
@@ -184,6 +187,9 @@ export class PrimaryLedger {
           break;
         case "trust":
           if (members.has(op.node)) trust.set(op.node, op.trust);
+          break;
+        case "tier":
+          if (members.has(op.node) && !excluded.has(op.node)) members.set(op.node, op.tier);
           break;
         case "exclude":
           excluded.add(op.node);

@@ -55,6 +55,7 @@ import {
   type UnsignedLatentEntry,
 } from "../../core/spores/latent.ts";
 import { contradiction, type PrimaryView } from "../../core/spores/primary.ts";
+import { demotionDue, promotionEligible, spareCapacity } from "../../core/spores/promotion.ts";
 import { seedLocationKind, type SeedProblem } from "../../core/spores/seed.ts";
 import { resolveSingletons, sideHasQuorum } from "../../core/spores/split_brain.ts";
 import { modelSigner, modelVerify } from "../../core/spores/testing.ts";
@@ -146,6 +147,17 @@ export interface SporeNode extends NodeInfo {
   waiting: Array<{ node: NodeId; reply: () => void }>;
   /** Last Primary height the simulator saw this node hold (waiting joins). */
   seenHeight: number;
+  /** The tier it serves as now: a Rhizomorph promoted by its certified Primary is a Sclerotium. */
+  role: Tier;
+  /** Set only by the promotionWithoutLedger test knob. */
+  selfPromoted: boolean;
+  /** Capacity (0..1) for promotion. */
+  readonly capacity: number;
+  downSince: number;
+  /** Hyphae clients: Sclerotia connections (node, its life when connected). */
+  clientConns: Array<{ node: number; life: number }>;
+  clientRr: number;
+  shortSince: number | null;
 }
 
 export interface SporeSample {
@@ -189,6 +201,12 @@ export interface SporeSimOptions {
   /** Signature check the nodes use (a broken one accepts forgeries). */
   verify?: VerifyFn;
   storage?: StorageOptions;
+  /** Eligible Rhizomorphs take the Sclerotia role without a ledger operation (spores.promotion). */
+  promotionWithoutLedger?: boolean;
+  /** Clients retry on the connection that just failed (spores.client-failover). */
+  clientRetrySame?: boolean;
+  /** Clients never refresh lost connections (spores.client-failover). */
+  clientNoRefresh?: boolean;
 }
 
 interface Side {
@@ -312,6 +330,16 @@ export class SporeSimulation {
     maxMessageBytes: 0,
     singletonStarts: 0,
     partitionsSeen: 0,
+    promotionsProposed: 0,
+    promotionsRejected: 0,
+    promotions: 0,
+    demotionsProposed: 0,
+    demotions: 0,
+    clientOps: 0,
+    clientOk: 0,
+    clientRetries: 0,
+    clientFailures: 0,
+    clientRefreshes: 0,
   };
   readonly joinMs: number[] = [];
   readonly cpCommitMs: number[] = [];
@@ -388,6 +416,11 @@ export class SporeSimulation {
       i,
     ) => (genesis.has(i) ? this.sp.trust.genesis : this.sp.trust.joiner));
     for (const t of this.sp.trust.nodes) for (const i of pick(t.nodes)) trust[i] = t.value;
+    const capRng = this.rootRng.derive("capacity");
+    const capacity = info.map(() => 0.5 + 0.5 * capRng.next());
+    for (const c of this.sp.promotion?.capacity ?? []) {
+      for (const i of pick(c.nodes)) capacity[i] = c.value;
+    }
     const byz: ByzSpec[][] = info.map(() => []);
     for (const b of this.sp.byzantine) {
       for (const i of pick(b.nodes)) {
@@ -438,6 +471,13 @@ export class SporeSimulation {
         pathSince: null,
         waiting: [],
         seenHeight: 0,
+        role: x.tier,
+        selfPromoted: false,
+        capacity: capacity[index],
+        downSince: 0,
+        clientConns: [],
+        clientRr: 0,
+        shortSince: null,
       };
       this.nodes.push(n);
       this.byId.set(id, n);
@@ -529,6 +569,7 @@ export class SporeSimulation {
     every(this.sp.primary.blockMs, () => this.blockTick());
     every(scenario.outputs.sampleInterval, () => this.sample());
     if (this.sp.singletons.length > 0) every(1000, () => this.singletonTick());
+    if (this.sp.promotion) every(this.sp.promotion.everyMs, () => this.promotionTick());
     this.probe("formation", this.lastStart);
     this.probe("converged", this.quietAt);
     if (this.lastFaultEnd > 0) this.probe("heal", this.lastFaultEnd);
@@ -788,6 +829,7 @@ export class SporeSimulation {
     const h = n.proto!.primaryHeight;
     if (h === n.seenHeight) return;
     n.seenHeight = h;
+    this.updateRole(n);
     if (n.waiting.length === 0) return;
     const v = n.proto!.primary!;
     const ready = n.waiting.filter((w) => v.members.has(w.node));
@@ -871,6 +913,9 @@ export class SporeSimulation {
     n.discoveryStart = null;
     n.pathSince = null;
     n.upMs += this.engine.now - n.upSince;
+    n.downSince = this.engine.now;
+    n.clientConns = [];
+    n.shortSince = null;
     n.conn = recordConnEvent(
       n.conn,
       false,
@@ -890,7 +935,10 @@ export class SporeSimulation {
   private makeProto(n: SporeNode): LatentGossip {
     return new LatentGossip({
       network: this.networkId,
-      tier: n.tier,
+      // A promotion or demotion changes the tier the node's next entry claims.
+      get tier() {
+        return n.role;
+      },
       gossip: this.gossipCfg,
       latent: this.sp.latent,
       sign: n.sign,
@@ -950,8 +998,10 @@ export class SporeSimulation {
     proto.start(this.host(n));
     proto.bootstrap(this.handout(view), snapshot, peers);
     n.seenHeight = proto.primaryHeight;
+    this.updateRole(n);
     this.trace("active", n.name, `Primary height ${proto.primaryHeight}`);
     this.scheduleLoad(n);
+    if (n.tier === "hypha" && this.sp.clients) this.startClient(n);
   }
 
   /**
@@ -970,13 +1020,13 @@ export class SporeSimulation {
   // ---- discovery and join ----
 
   private reachableSclerotium(n: SporeNode, s: SporeNode): boolean {
-    return s !== n && s.up && s.active && s.tier === "sclerotia" &&
+    return s !== n && s.up && s.active && s.role === "sclerotia" &&
       !this.network.partitioned(n.index, s.index, this.engine.now, 0);
   }
 
   /** The Sclerotia a contacted node reveals: itself if one, then those of its Primary. */
   private revealedBy(t: SporeNode): string[] {
-    const out = t.tier === "sclerotia" ? [t.name] : [];
+    const out = t.role === "sclerotia" ? [t.name] : [];
     for (const s of this.sclerotiaOf(t.proto?.primary ?? null)) {
       if (out.length >= 16) break;
       if (s !== t) out.push(s.name);
@@ -1229,13 +1279,33 @@ export class SporeSimulation {
     }
     this.ledger.drop(dead);
     for (const side of sides) {
-      const ops = bySide.get(side);
+      let ops = bySide.get(side);
+      if (ops && side.base && this.sp.promotion) {
+        // Voters re-check a promotion against their view: an ineligible one is rejected.
+        const base = side.base;
+        const bad = ops.filter((p) =>
+          p.op.kind === "tier" && p.op.tier === "sclerotia" && !this.promotable(p.op.node, base)
+        );
+        if (bad.length > 0) {
+          this.counters.promotionsRejected += bad.length;
+          this.ledger.drop(bad);
+          ops = ops.filter((p) => !bad.includes(p));
+        }
+      }
       if (ops && ops.length > 0 && side.base) this.commit(side, side.base, ops);
     }
   }
 
   private commit(side: Side, base: PrimaryView, ops: PendingOp[]): void {
     const now = this.engine.now;
+    for (const p of ops) {
+      if (p.op.kind === "tier" && p.op.tier === "sclerotia" && !this.promotable(p.op.node, base)) {
+        this.fail(
+          "spores.promotion",
+          `${this.nameOf(p.op.node)} was promoted at height ${base.height + 1} while ineligible`,
+        );
+      }
+    }
     const { view, block } = this.ledger.commit(base, ops, now, side.liveVoters, side.bft);
     this.trace("commit", "", `height ${view.height}, ${ops.length} ops`);
     if (!side.bft) {
@@ -1266,6 +1336,247 @@ export class SporeSimulation {
     if (this.storage && view === this.ledger.newest && ops.some((o) => o.op.kind !== "config")) {
       this.storage.onViewChange();
     }
+  }
+
+  // ---- promotion to Dynamic Sclerotia ----
+
+  /** A Rhizomorph's role follows its certified Primary (unless a test knob promoted it). */
+  private updateRole(n: SporeNode): void {
+    if (n.tier !== "rhizomorph" || n.selfPromoted || !n.proto?.primary) return;
+    const role = n.proto.primary.members.get(n.id) === "sclerotia" ? "sclerotia" : "rhizomorph";
+    if (role === n.role) return;
+    n.role = role;
+    this.trace("role", n.name, role);
+    n.proto.refresh(); // its entry now claims the tier its Primary gives it
+  }
+
+  /** Whether `id` (a live Rhizomorph member of `v`) qualifies for promotion now. */
+  private promotable(id: NodeId, v: PrimaryView): boolean {
+    const pr = this.sp.promotion;
+    const n = this.byId.get(id);
+    if (!pr || !n || n.tier !== "rhizomorph" || v.excluded.has(id)) return false;
+    return promotionEligible({
+      trust: v.trust.get(id) ?? 0,
+      uptimeMs: n.up && n.active ? this.engine.now - n.upSince : 0,
+      capacity: spareCapacity(
+        n.capacity,
+        Math.min(1, (this.storage?.chunksHeld(n.index) ?? 0) / 10_000),
+      ),
+    }, pr);
+  }
+
+  private promotionTick(): void {
+    const pr = this.sp.promotion!;
+    const now = this.engine.now;
+    const newest = this.ledger.newest;
+    for (const n of this.nodes) {
+      if (n.tier !== "rhizomorph") continue;
+      const v = n.proto?.primary;
+      if (n.up && n.active && v && v.members.get(n.id) === "rhizomorph" && !n.selfPromoted) {
+        if (this.promotable(n.id, v)) {
+          if (this.opts.promotionWithoutLedger) {
+            n.selfPromoted = true;
+            n.role = "sclerotia";
+            n.proto!.refresh();
+          } else if (
+            this.ledger.submit(
+              { kind: "tier", node: n.id, tier: "sclerotia" },
+              n.index,
+              now,
+              () => this.counters.promotions++,
+            )
+          ) this.counters.promotionsProposed++;
+        }
+      }
+      if (newest.members.get(n.id) === "sclerotia" && !newest.excluded.has(n.id)) {
+        const down = n.up ? null : now - n.downSince;
+        if (demotionDue(newest.trust.get(n.id) ?? 0, down, pr)) {
+          if (
+            this.ledger.submit(
+              { kind: "tier", node: n.id, tier: "rhizomorph" },
+              -1,
+              now,
+              () => this.counters.demotions++,
+            )
+          ) this.counters.demotionsProposed++;
+        }
+      }
+      if (this.enabled.has("spores.promotion") && n.up && n.active && n.role === "sclerotia") {
+        const truth = v ? this.ledger.truthFor(v) : undefined;
+        if (truth?.members.get(n.id) !== "sclerotia") {
+          this.fail(
+            "spores.promotion",
+            `${n.name} serves as a Sclerotium without a committed promotion in its certified ` +
+              `Primary (height ${v?.height ?? 0})`,
+          );
+        }
+      }
+    }
+  }
+
+  /** Dynamic Sclerotia now (promoted Rhizomorphs in the newest view). */
+  dynamicSclerotia(): number {
+    const v = this.ledger.newest;
+    return this.nodes.filter((n) => n.tier === "rhizomorph" && v.members.get(n.id) === "sclerotia")
+      .length;
+  }
+
+  // ---- Hyphae clients ----
+
+  /** A client connection is live: the Sclerotium's session (life) holds and it is reachable. */
+  private clientLive(n: SporeNode, c: { node: number; life: number }): boolean {
+    const s = this.nodes[c.node];
+    return s.life === c.life && this.reachableSclerotium(n, s);
+  }
+
+  /** Drops lost connections and refills them from discovery (reachable Sclerotia). */
+  private refreshClient(n: SporeNode): void {
+    const want = this.sp.clients!.connections;
+    const before = n.clientConns.length;
+    n.clientConns = n.clientConns.filter((c) => this.clientLive(n, c));
+    if (n.clientConns.length >= want) return;
+    const pool = this.sclerotiaOf(n.proto?.primary ?? null).filter((s) =>
+      this.reachableSclerotium(n, s) && !n.clientConns.some((c) => c.node === s.index)
+    );
+    // Clients spread over the Sclerotia (by index), not all onto the first ones.
+    for (let k = 0; k < pool.length && n.clientConns.length < want; k++) {
+      const s = pool[(n.index + k) % pool.length];
+      n.clientConns.push({ node: s.index, life: s.life });
+    }
+    if (n.clientConns.length > before || before > 0) this.counters.clientRefreshes++;
+  }
+
+  private startClient(n: SporeNode): void {
+    const cl = this.sp.clients!;
+    const life = n.life;
+    n.clientConns = n.conns.filter((i) => i !== n.index).slice(0, cl.connections).map((i) => ({
+      node: i,
+      life: this.nodes[i].life,
+    }));
+    this.refreshClient(n);
+    const until = cl.until ?? 0.8 * this.durationMs;
+    const keep = (t: number) => {
+      if (t > this.durationMs) return;
+      this.at(t, () => {
+        if (!this.alive(n, life)) return;
+        if (!this.opts.clientNoRefresh) this.refreshClient(n);
+        this.checkClientConns(n);
+        keep(t + cl.keepaliveMs);
+      });
+    };
+    keep(this.engine.now + cl.keepaliveMs);
+    const op = (t: number) => {
+      if (t > until || t > this.durationMs) return;
+      this.at(t, () => {
+        if (!this.alive(n, life)) return;
+        this.clientOp(n);
+        op(t + cl.opMs * (0.75 + 0.5 * n.rng.next()));
+      });
+    };
+    op(this.engine.now + cl.opMs * n.rng.next());
+  }
+
+  private checkClientConns(n: SporeNode): void {
+    if (!this.enabled.has("spores.client-failover")) return;
+    const within = this.checkSpec("spores.client-failover")!.within;
+    const reachable =
+      this.sclerotiaOf(n.proto?.primary ?? null).filter((s) => this.reachableSclerotium(n, s))
+        .length;
+    const need = Math.min(this.sp.clients!.connections, reachable);
+    const have = n.clientConns.filter((c) => this.clientLive(n, c)).length;
+    const now = this.engine.now;
+    if (have >= need) {
+      n.shortSince = null;
+      return;
+    }
+    n.shortSince ??= now;
+    if (now - n.shortSince > within) {
+      this.fail(
+        "spores.client-failover",
+        `${n.name} kept ${have} live Sclerotia connections for ${now - n.shortSince} ms while ` +
+          `${reachable} were reachable (bound ${within} ms)`,
+      );
+    }
+  }
+
+  /** One client op: to one connection, on error one retry on another. */
+  private clientOp(n: SporeNode): void {
+    const c = this.counters;
+    c.clientOps++;
+    if (n.clientConns.length === 0 && !this.opts.clientNoRefresh) this.refreshClient(n);
+    if (n.clientConns.length === 0) {
+      c.clientFailures++;
+      return;
+    }
+    const life = n.life;
+    const first = n.clientConns[n.clientRr++ % n.clientConns.length];
+    this.clientAttempt(n, first, (ok) => {
+      if (!this.alive(n, life)) return;
+      if (ok) {
+        c.clientOk++;
+        return;
+      }
+      c.clientRetries++;
+      const others = n.clientConns.filter((x) => x !== first);
+      // The client knows its sessions' transport state: a live one is tried first.
+      const target = this.opts.clientRetrySame
+        ? first
+        : others.find((x) => this.clientLive(n, x)) ?? others[0];
+      const reachable = others.filter((x) => this.clientLive(n, x));
+      if (!this.opts.clientNoRefresh) {
+        n.clientConns = n.clientConns.filter((x) => x !== first);
+        this.refreshClient(n);
+      }
+      const failed = (why: string) => {
+        c.clientFailures++;
+        // A live, reachable retry target that did not answer, or a reachable one not tried.
+        const ignored = !target || !reachable.includes(target) ||
+          (why === "timeout" && this.clientLive(n, target));
+        if (reachable.length > 0 && ignored) {
+          this.fail(
+            "spores.client-failover",
+            `${n.name}'s op failed (${why}) although ${
+              reachable.map((x) => this.nodes[x.node].name).join(", ")
+            } was reachable when it retried` +
+              (target ? ` (retried on ${this.nodes[target.node].name})` : ""),
+          );
+        }
+      };
+      if (!target) return failed("no other connection");
+      this.clientAttempt(n, target, (ok2, why) => {
+        if (!this.alive(n, life)) return;
+        if (ok2) c.clientOk++;
+        else failed(why);
+      });
+    });
+  }
+
+  /** Sends one op on a connection; `done(false)` on reset, unreachable or timeout. */
+  private clientAttempt(
+    n: SporeNode,
+    conn: { node: number; life: number },
+    done: (ok: boolean, why: string) => void,
+  ): void {
+    const s = this.nodes[conn.node];
+    let over = false;
+    const finish = (ok: boolean, why: string) => {
+      if (over) return;
+      over = true;
+      done(ok, why);
+    };
+    if (s.life !== conn.life || !s.up) {
+      this.at(this.engine.now, () => finish(false, "connection reset"), 3);
+      return;
+    }
+    const d = this.transfer(n.index, s.index, REQUEST_BYTES, () => {
+      if (!s.up || !s.active || s.role !== "sclerotia") return;
+      this.transfer(s.index, n.index, 64, () => finish(true, ""));
+    });
+    if (d < 0 && this.network.partitioned(n.index, s.index, this.engine.now, 0)) {
+      this.at(this.engine.now, () => finish(false, "unreachable"), 3);
+      return;
+    }
+    this.at(this.engine.now + this.sp.clients!.timeoutMs, () => finish(false, "timeout"));
   }
 
   // ---- client load ----
@@ -1303,7 +1614,7 @@ export class SporeSimulation {
   /** A CP write through the node's k-th Sclerotium connection (one failover). */
   private cpWrite(n: SporeNode, k: number): void {
     const life = n.life;
-    const conns = n.conns.filter((c) => c !== n.index || n.tier === "sclerotia");
+    const conns = n.conns.filter((c) => c !== n.index || n.role === "sclerotia");
     if (k >= Math.min(2, conns.length)) {
       this.counters.cpFailed++;
       this.reconnect(n);
@@ -1501,7 +1812,7 @@ export class SporeSimulation {
           const host = side.map((i) =>
             this.nodes[i]
           ).sort((a, b) =>
-            (a.tier === "sclerotia" ? 0 : 1) - (b.tier === "sclerotia" ? 0 : 1) ||
+            (a.role === "sclerotia" ? 0 : 1) - (b.role === "sclerotia" ? 0 : 1) ||
             compareStrings(a.id, b.id)
           )[0];
           const x: Instance = {

@@ -216,3 +216,43 @@ Deno.test("storage.no-lost-writes fails with a single replica and crashes", () =
   const one = { ...STORAGE, config: { ...STORAGE.config, replicationFactor: 1 } };
   fails(scenario(checks, {}, { storage: one, ...crash }), "storage.no-lost-writes", {}, /lost/);
 });
+
+const PROMOTION: Doc = {
+  trust: { nodes: [{ nodes: "r", value: 0.8 }] },
+  promotion: { everyMs: "1s", minUptimeMs: "2s", minCapacity: 0.1 },
+  clients: { opMs: "300ms" },
+};
+
+Deno.test("Rhizomorphs are promoted through the Primary and Hyphae clients fail over", () => {
+  const checks = [{ type: "spores.promotion" }, { type: "spores.client-failover", within: "3s" }];
+  const crash = { faults: [{ type: "crash", at: "10s", nodes: "s-3", restartAfter: "4s" }] };
+  const sim = passes(scenario(checks, PROMOTION, crash));
+  assert.ok(sim.dynamicSclerotia() > 0);
+  assert.ok(sim.counters.clientOps > 0 && sim.counters.clientFailures === 0);
+});
+
+Deno.test("spores.promotion fails when nodes take the Sclerotia role without the ledger", () => {
+  fails(
+    scenario([{ type: "spores.promotion" }], PROMOTION),
+    "spores.promotion",
+    { promotionWithoutLedger: true },
+    /without a committed promotion/,
+  );
+});
+
+Deno.test("spores.client-failover fails when clients retry on the failed connection", () => {
+  const crash = { faults: [{ type: "crash", at: "10s", nodes: "s[0..1]" }] };
+  const checks = [{ type: "spores.client-failover" }];
+  fails(
+    scenario(checks, PROMOTION, crash),
+    "spores.client-failover",
+    { clientRetrySame: true },
+    /reachable when it retried/,
+  );
+  fails(
+    scenario(checks, PROMOTION, crash),
+    "spores.client-failover",
+    { clientNoRefresh: true },
+    /live Sclerotia connections/,
+  );
+});

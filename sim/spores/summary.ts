@@ -225,6 +225,21 @@ export function formatSporeSummary(s: SporeSummary): string {
       ).join(", ") + " discarded/produced",
     ]);
   }
+  const pm = m.promotion;
+  if (pm.proposed + pm.demotionsProposed > 0) {
+    rows.push([
+      "promotion",
+      `${pm.promoted} promoted (${pm.proposed} proposed, ${pm.rejected} rejected), ` +
+      `${pm.demoted} demoted; ${pm.dynamicSclerotiaAtEnd} Dynamic Sclerotia at the end`,
+    ]);
+  }
+  if (m.clients.ops > 0) {
+    const cl = m.clients;
+    rows.push([
+      "Hyphae clients",
+      `${cl.ops} ops, ${cl.retries} retried, ${cl.failures} failed, ${cl.refreshes} refreshes`,
+    ]);
+  }
   if (m.singletons.started > 0) {
     rows.push(["singletons", `${m.singletons.started} started, ${m.singletons.resolved} resolved`]);
   }
