@@ -1,11 +1,13 @@
 /**
  * Admin HTTP (node:http, loopback by default): /healthz, /readyz, /metrics (Prometheus text),
  * /status (JSON), /v1/members (the membership view), and the consensus client API
- * (POST/GET /v1/kv/{key}, POST /v1/ops, GET /v1/consensus/status and /v1/consensus/blocks), and
- * the distributed RAM API (/v1/ram/..., ram_api.ts).
+ * (POST/GET /v1/kv/{key}, POST /v1/ops, GET /v1/consensus/status and /v1/consensus/blocks),
+ * the distributed RAM API (/v1/ram/..., ram_api.ts) and the object storage API
+ * (PUT/GET /v1/objects/{id}, objects_api.ts: binary bodies, up to its own size limit).
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { BinaryReply } from "./objects_api.ts";
 
 export interface AdminView {
   /** Liveness: the process and its event loop work. Returns problems (empty = healthy). */
@@ -27,6 +29,17 @@ export interface AdminView {
     url: URL,
     body: string,
   ): Promise<{ status: number; body: unknown } | null>;
+  /** The object API (`/v1/objects/...`): raw request and response bodies. */
+  objects?: {
+    /** Largest request body accepted (413 beyond). */
+    maxBodyBytes: number;
+    handle(
+      method: string,
+      url: URL,
+      headers: http.IncomingHttpHeaders,
+      body: Uint8Array,
+    ): Promise<BinaryReply>;
+  };
 }
 
 const MAX_BODY = 1 << 20;
@@ -49,6 +62,50 @@ function readBody(req: http.IncomingMessage): Promise<string | null> {
   });
 }
 
+/**
+ * A binary request body of at most `max` bytes; null beyond (the rest is read and dropped,
+ * up to 64 MiB more, so the client gets to read the 413 before the connection closes). With
+ * a Content-Length the bytes land in one buffer of that size (a single copy).
+ */
+function readBinaryBody(req: http.IncomingMessage, max: number): Promise<Uint8Array | null> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? NaN);
+    const sized = Number.isSafeInteger(declared) && declared >= 0;
+    const out = sized && declared <= max ? new Uint8Array(declared) : null;
+    const pieces: Uint8Array[] = [];
+    let size = 0;
+    let over = sized && declared > max;
+    req.on("data", (c: Uint8Array) => {
+      size += c.length;
+      if (!over && size > (out ? out.length : max)) over = true;
+      if (over) {
+        if (size > max + 64 * 1024 * 1024) req.destroy();
+        return;
+      }
+      if (out) out.set(c, size - c.length);
+      else pieces.push(c);
+    });
+    req.on("end", () => {
+      if (over) resolve(null);
+      else if (out) resolve(size === out.length ? out : out.subarray(0, size));
+      else resolve(new Uint8Array(Buffer.concat(pieces)));
+    });
+    req.on("close", () => {
+      if (over) resolve(null);
+    });
+    req.on("error", reject);
+  });
+}
+
+function sendReply(res: http.ServerResponse, r: BinaryReply): void {
+  if (r.bytes !== undefined) {
+    res.writeHead(r.status, { ...r.headers, "content-length": String(r.bytes.length) });
+    res.end(r.bytes);
+    return;
+  }
+  json(res, r.status, r.json ?? null);
+}
+
 export interface AdminServer {
   readonly address: string;
   close(): Promise<void>;
@@ -63,6 +120,24 @@ function json(res: http.ServerResponse, code: number, body: unknown): void {
 export function startAdmin(view: AdminView, bind: string, port: number): Promise<AdminServer> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://admin");
+    if (url.pathname.startsWith("/v1/objects/") && view.objects) {
+      const objects = view.objects;
+      const handle = async () => {
+        const method = req.method ?? "GET";
+        const body = method === "PUT" || method === "POST"
+          ? await readBinaryBody(req, objects.maxBodyBytes)
+          : new Uint8Array(0);
+        if (body === null) {
+          res.setHeader("connection", "close");
+          return json(res, 413, {
+            error: `body: over storage.maxObjectBytes (${objects.maxBodyBytes} bytes)`,
+          });
+        }
+        sendReply(res, await objects.handle(method, url, req.headers, body));
+      };
+      handle().catch((e) => json(res, 500, { error: String(e?.message ?? e) }));
+      return;
+    }
     const isApi = url.pathname.startsWith("/v1/kv/") || url.pathname === "/v1/ops" ||
       url.pathname.startsWith("/v1/consensus/") || url.pathname.startsWith("/v1/ram/");
     if (isApi && view.api) {
@@ -124,6 +199,7 @@ export function startAdmin(view: AdminView, bind: string, port: number): Promise
               "/v1/ram/vms/{id}",
               "/v1/ram/vms/{id}/epochs",
               "/v1/ram/vms/{id}/migrate",
+              "/v1/objects/{id}",
             ],
           });
       }

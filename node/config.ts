@@ -33,6 +33,7 @@ import { consensusConfigSchema } from "../core/consensus/config.ts";
 import { isNodeId } from "../core/ids.ts";
 import { maxChunkPages, ramChunkFrameBytes } from "./ram_codec.ts";
 import { ramSectionSchema } from "./ram_config.ts";
+import { storageSectionSchema } from "./objects_config.ts";
 
 // ---------------------------------------------------------------------------------------
 // Addresses
@@ -94,7 +95,8 @@ export const gossipSectionSchema = z.strictObject({
 export const streamsSectionSchema = z.strictObject({
   bind: hostSchema.default("127.0.0.1").describe("TCP bind address for mutual-TLS streams"),
   port: portSchema(7947, "TCP stream port"),
-  maxFrameBytes: z.int().min(1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024).describe(
+  // 8 MiB: a 4 MiB storage chunk travels in one frame (a smaller limit shrinks the chunks).
+  maxFrameBytes: z.int().min(1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024).describe(
     "largest stream frame",
   ),
   reconnect: z.strictObject({
@@ -159,6 +161,7 @@ export const nodeConfigSchema = z.strictObject({
   consensus: consensusSectionSchema.prefault({}),
   log: logSectionSchema.prefault({}),
   ram: ramSectionSchema.prefault({}).describe("distributed RAM (VM memory replication)"),
+  storage: storageSectionSchema.prefault({}).describe("object storage (chunks, replicas)"),
 }).superRefine((cfg, ctx) => {
   // Epoch chunks travel as stream frames (NodeRam shrinks chunks to fit): one page must fit.
   const max = cfg.streams?.maxFrameBytes;

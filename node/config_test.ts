@@ -57,7 +57,7 @@ Deno.test("config: defaults", async () => {
   assert.deepEqual(cfg.streams, {
     bind: "127.0.0.1",
     port: 7947,
-    maxFrameBytes: 4 * 1024 * 1024,
+    maxFrameBytes: 8 * 1024 * 1024,
     reconnect: { baseMs: 100, maxMs: 30000 },
     heartbeat: { intervalMs: 1000, timeoutMs: 4000, connectTimeoutMs: 3000 },
   });
@@ -403,5 +403,58 @@ Deno.test("parseHostPort", () => {
   assert.deepEqual(parseHostPort("[::1]:65535"), { host: "::1", port: 65535 });
   for (const bad of ["127.0.0.1", "::1:7946", "host:0", "host:65536", ":7946", "a b:1", "[x]:1"]) {
     assert.equal(parseHostPort(bad), undefined, bad);
+  }
+});
+
+Deno.test("config: the storage section: defaults, env overrides, errors naming the field", async () => {
+  const cfg = await loadNodeConfig({});
+  assert.deepEqual(cfg.storage, {
+    chunkSize: 4 * 1024 * 1024,
+    replicationFactor: 3,
+    failureDomain: "host",
+    repairMaxCopiesPerStep: 64,
+    defaultClass: "Standard",
+    defaultConsistency: "strong",
+    requestTimeoutMs: 10_000,
+    maxObjectBytes: 256 * 1024 * 1024,
+    peerWindowBytes: 24 * 1024 * 1024,
+    writeWindowChunks: 6,
+    readWindowChunks: 6,
+    hedgeMs: 2000,
+    maxConcurrentDiskWrites: 8,
+    maxConcurrentDiskReads: 8,
+    maxQueuedDiskOps: 64,
+    labels: {},
+  });
+  // A default chunk and its frame overhead fit the default stream frame.
+  assert.ok(cfg.storage.chunkSize + 8196 <= cfg.streams.maxFrameBytes);
+  const env = await loadNodeConfig({
+    env: {
+      MYCELIUM_STORAGE_CHUNK_SIZE: "262144",
+      MYCELIUM_STORAGE_DEFAULT_CLASS: "Sensitive",
+      MYCELIUM_STORAGE_DEFAULT_CONSISTENCY: "eventual",
+      MYCELIUM_STORAGE_LABELS_REGION: "eu-1",
+      MYCELIUM_STORAGE_LABELS_HOST: "h7",
+      MYCELIUM_STORAGE_FAILURE_DOMAIN: "region",
+    },
+  });
+  assert.equal(env.storage.chunkSize, 262144);
+  assert.equal(env.storage.defaultClass, "Sensitive");
+  assert.equal(env.storage.defaultConsistency, "eventual");
+  assert.deepEqual(env.storage.labels, { region: "eu-1", host: "h7" });
+  assert.equal(env.storage.failureDomain, "region");
+  // A frame limit below the chunk size is allowed: the node writes smaller chunks.
+  await loadNodeConfig({ env: { MYCELIUM_STREAMS_MAX_FRAME_BYTES: "1048576" } });
+  for (
+    const [name, value, field] of [
+      ["MYCELIUM_STORAGE_REPLICATION_FACTOR", "0", "storage.replicationFactor"],
+      ["MYCELIUM_STORAGE_DEFAULT_CLASS", "Gold", "storage.defaultClass"],
+      ["MYCELIUM_STORAGE_LABELS_ZONE", "a/b", "storage.labels.zone"],
+      ["MYCELIUM_STORAGE_CHUNK_SIZE", "0", "storage.chunkSize"],
+      ["MYCELIUM_STORAGE_HEDGE_MS", "-1", "storage.hedgeMs"],
+    ]
+  ) {
+    const e = await configErrorOf({ env: { [name]: value } });
+    assertIncludes(e.message, `${field}: `, `env ${name}`);
   }
 });

@@ -44,6 +44,28 @@ export const METRIC_HELP: Readonly<Record<string, string>> = {
   mycelium_ram_paused_ms_total: "Time the guest spent in emergency pauses, ms",
   mycelium_ram_failover_ms: "Promotion time minus the last frame from the old primary, ms",
   mycelium_ram_dropped_frames_total: "RAM frames dropped as malformed, by reason",
+  mycelium_storage_chunks_stored: "Object chunk files on this node's disk",
+  mycelium_storage_bytes_stored: "Bytes of the object chunk files on this node's disk",
+  mycelium_storage_manifests_stored: "Object manifests stored on this node",
+  mycelium_storage_pending_requests: "Object storage requests to peers awaiting an answer",
+  mycelium_storage_chunk_writes_total:
+    "Chunk writes this node acknowledged (fsync'd, or already held intact), for itself or peers",
+  mycelium_storage_written_bytes_total: "Chunk bytes this node wrote to disk",
+  mycelium_storage_chunk_reads_total: "Chunk reads from this node's disk (for itself or peers)",
+  mycelium_storage_corrupt_chunks_total:
+    "Chunk files whose bytes did not match their id on read (moved aside, treated as missing)",
+  mycelium_storage_puts_total: "Object PUTs coordinated by this node, by outcome",
+  mycelium_storage_gets_total: "Object GETs coordinated by this node, by outcome",
+  mycelium_storage_put_bytes_total: "Object bytes acknowledged to PUT clients",
+  mycelium_storage_get_bytes_total: "Object bytes returned to GET clients",
+  mycelium_storage_put_seconds: "Time from a PUT's body to its acknowledgement, seconds",
+  mycelium_storage_get_seconds: "Time to find, fetch, verify (and decrypt) an object, seconds",
+  mycelium_storage_fetch_seconds:
+    "Time to fetch one chunk from a peer, request to verified bytes, seconds",
+  mycelium_storage_failures_total:
+    "Failed requests to replicas, by operation and reason (timeout, unreachable, busy, ...)",
+  mycelium_storage_dropped_frames_total: "Object storage frames dropped, by reason",
+  mycelium_storage_unsent_total: "Object storage replies that found no stream to the peer",
 };
 
 const NAME_RE = /^mycelium_[a-z0-9_]+$/;

@@ -2,7 +2,8 @@
  * A Mycelium node: the same core/ SWIM membership as the simulator, over real sockets.
  * UDP datagrams (authenticated with the network's isolation key) carry gossip; a mutual-TLS
  * stream listener (client certificates required, checked against the network CA) serves
- * reliable traffic (consensus frames, distributed RAM frames: ram.ts); state lives in SQLite;
+ * reliable traffic (consensus frames, distributed RAM frames: ram.ts, object storage frames:
+ * objects.ts); state lives in SQLite, object chunks and manifests in files;
  * the admin HTTP server exposes health, metrics, the membership view and the client APIs.
  * SIGTERM leaves the cluster gracefully.
  */
@@ -36,18 +37,55 @@ import type { FramedSocket } from "./framing.ts";
 import { FRAME_PING, FRAME_PONG, PeerStream, StreamPool } from "./streams.ts";
 import { FRAME_RAM, NodeRam } from "./ram.ts";
 import { ramApi } from "./ram_api.ts";
+import { FRAME_OBJECTS, NodeObjects, type StorageLabels, type StoragePeer } from "./objects.ts";
+import { objectsApi } from "./objects_api.ts";
+import { LABEL_RE } from "./objects_config.ts";
+import { type Tier, TIERS } from "../core/spores/types.ts";
 import { PROTOCOL_MAJOR, runtimeVersion, VERSION } from "./version.ts";
 
 export { FRAME_PING, FRAME_PONG } from "./streams.ts";
 
 /**
- * A member's announced address is "GOSSIP#STREAMS" (both host:port); the core treats it as
- * opaque. Plain "host:port" (gossip only) is accepted too.
+ * A member's announced address is "GOSSIP#STREAMS#TIER#LABELS" (GOSSIP and STREAMS
+ * host:port; TIER its `node.tier`; LABELS its storage failure-domain labels as
+ * "region/zone/host", each part possibly empty, the whole field absent without labels); the
+ * core treats it as opaque. "GOSSIP#STREAMS" and plain "host:port" (gossip only) are
+ * accepted too; an unknown or absent tier reads as undefined.
  */
-export function splitAnnounced(addr: string | undefined): { gossip?: string; streams?: string } {
+export function splitAnnounced(addr: string | undefined): {
+  gossip?: string;
+  streams?: string;
+  tier?: Tier;
+  labels?: StorageLabels;
+} {
   if (!addr) return {};
-  const [gossip, streams] = addr.split("#");
-  return { gossip: gossip || undefined, streams: streams || undefined };
+  const [gossip, streams, tier, labels] = addr.split("#");
+  const out: ReturnType<typeof splitAnnounced> = {
+    gossip: gossip || undefined,
+    streams: streams || undefined,
+  };
+  if (TIERS.includes(tier as Tier)) out.tier = tier as Tier;
+  if (labels) {
+    const [region, zone, host] = labels.split("/");
+    const l: { region?: string; zone?: string; host?: string } = {};
+    if (region && LABEL_RE.test(region)) l.region = region;
+    if (zone && LABEL_RE.test(zone)) l.zone = zone;
+    if (host && LABEL_RE.test(host)) l.host = host;
+    out.labels = l;
+  }
+  return out;
+}
+
+/** The address a node announces (see `splitAnnounced`). */
+export function announce(
+  gossip: string,
+  streams: string,
+  tier: Tier,
+  labels: StorageLabels,
+): string {
+  const base = `${gossip}#${streams}#${tier}`;
+  if (!labels.region && !labels.zone && !labels.host) return base;
+  return `${base}#${labels.region ?? ""}/${labels.zone ?? ""}/${labels.host ?? ""}`;
 }
 
 export class MyceliumNode {
@@ -70,6 +108,8 @@ export class MyceliumNode {
   consensus: NodeConsensus | null = null;
   /** Distributed RAM: always on (VMs come from the config or the API). */
   ram: NodeRam | null = null;
+  /** Object storage: always on. */
+  objects: NodeObjects | null = null;
   private readonly startedAt = Date.now();
   private stopping = false;
 
@@ -153,7 +193,10 @@ export class MyceliumNode {
         onFrame: (peer, type, body) => node?.onStreamFrame(peer, type, body) ?? false,
         onOpen: (peer, conn) => node?.inbound.set(peer, conn),
         onClose: (peer, conn) => {
-          if (node?.inbound.get(peer) === conn) node.inbound.delete(peer);
+          if (node?.inbound.get(peer) === conn) {
+            node.inbound.delete(peer);
+            node.objects?.peerGone(peer);
+          }
         },
       },
     );
@@ -161,7 +204,7 @@ export class MyceliumNode {
     const swim = new Swim({
       config: config.membership,
       seedAddrs: config.join.seeds,
-      addr: `${advertise}#${streamAddress}`,
+      addr: announce(advertise, streamAddress, config.node.tier, config.storage.labels),
       listener: (idx, from, to) => {
         if (from === to) return;
         const id = ids.id(idx);
@@ -225,6 +268,22 @@ export class MyceliumNode {
       });
       node.ram.start();
     }
+    {
+      const n = node;
+      node.objects = new NodeObjects({
+        self: identity.nodeId,
+        tier: config.node.tier,
+        config: config.storage,
+        dataDir: config.node.dataDir,
+        isolationKey: identity.isolationKey,
+        maxFrameBytes: config.streams.maxFrameBytes,
+        metrics,
+        log: log.child("storage"),
+        sendFrame: (to, frame) => n.sendEncoded(to, frame),
+        peers: () => n.storagePeers(),
+      });
+      await node.objects.open();
+    }
     node.admin = await startAdmin(node.adminView(), config.admin.bind, config.admin.port);
     log.log("info", "started", {
       nodeId: identity.nodeId,
@@ -282,6 +341,10 @@ export class MyceliumNode {
     }
     if (type === FRAME_RAM && this.ram) {
       this.ram.onFrame(peer, body);
+      return true;
+    }
+    if (type === FRAME_OBJECTS && this.objects) {
+      this.objects.onFrame(peer, body);
       return true;
     }
     return false;
@@ -474,11 +537,40 @@ export class MyceliumNode {
         url.pathname.startsWith("/v1/ram/") && this.ram
           ? ramApi(this.ram, method, url, body)
           : this.consensusApi(method, url, body),
+      objects: this.objects
+        ? {
+          maxBodyBytes: this.config.storage.maxObjectBytes,
+          handle: (
+            method: string,
+            url: URL,
+            headers: Record<string, string | string[] | undefined>,
+            body: Uint8Array,
+          ) => objectsApi(this.objects!, method, url, headers, body),
+        }
+        : undefined,
       metrics: async () => {
         this.refreshGauges();
         return { contentType: this.metrics.contentType, body: await this.metrics.render() };
       },
     };
+  }
+
+  /** Members alive or suspect, with the tier and labels they announced (for placement). */
+  storagePeers(): StoragePeer[] {
+    const out: StoragePeer[] = [];
+    for (const m of this.swim.members()) {
+      if (m.node === this.identity.nodeId) continue;
+      if (m.state !== MemberState.Alive && m.state !== MemberState.Suspect) continue;
+      const a = splitAnnounced(m.addr);
+      out.push({
+        id: m.node,
+        state: m.state === MemberState.Alive ? "alive" : "suspect",
+        // A member that announced no tier (an older node) is taken for a Sclerotium.
+        tier: a.tier ?? "sclerotia",
+        labels: a.labels ?? {},
+      });
+    }
+    return out;
   }
 
   memberList() {
@@ -520,6 +612,7 @@ export class MyceliumNode {
       peers: this.memberList(),
       consensus: this.consensus?.status() ?? null,
       ram: this.ram?.list() ?? [],
+      storage: this.objects?.summary() ?? null,
     };
   }
 
@@ -532,6 +625,7 @@ export class MyceliumNode {
     this.metrics.set("mycelium_swim_incarnation", this.swim.incarnation);
     this.metrics.set("mycelium_swim_awareness", this.swim.awareness);
     this.consensus?.refreshGauges(this.metrics);
+    this.objects?.refreshGauges();
     const t = this.transport;
     this.metrics.set("mycelium_datagrams_received", t.received);
     this.metrics.set("mycelium_datagrams_sent", t.sent);
@@ -556,6 +650,16 @@ export class MyceliumNode {
     this.host.close();
     this.consensus?.stop();
     this.ram?.stop();
+    // Background replica writes of acknowledged objects: a few seconds to finish.
+    if (this.objects) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.objects.drain(),
+        new Promise((r) => timer = setTimeout(r, 5000)),
+      ]);
+      clearTimeout(timer);
+    }
+    this.objects?.stop();
     this.streams.stopAll();
     await this.transport.close();
     await new Promise<void>((r) => this.tlsServer.close(() => r()));
