@@ -412,7 +412,7 @@ const sporesSchema = z.strictObject({
     /** Bad entries added to each push and entries message. */
     perMessage: z.int().min(1).max(64).default(4),
   })).default([]),
-  /** Primary operations and seed tampering at given times. */
+  /** Primary operations, manual overrides and seed tampering at given times. */
   events: z.array(z.discriminatedUnion("type", [
     z.strictObject({
       at: nonNegDuration,
@@ -424,6 +424,16 @@ const sporesSchema = z.strictObject({
     z.strictObject({
       at: nonNegDuration,
       type: z.literal("exclude"),
+      nodes: selector,
+      name: z.string().optional(),
+    }),
+    /**
+     * A manual override by the side of the current partition holding `nodes`: it starts a
+     * fork epoch and its CP plane commits without a quorum until the heal (no partition: none).
+     */
+    z.strictObject({
+      at: nonNegDuration,
+      type: z.literal("override"),
       nodes: selector,
       name: z.string().optional(),
     }),
@@ -660,6 +670,8 @@ export const checkSchema = z.discriminatedUnion("type", [
    * its certified Primary, and no promotion commits for a node that is not eligible.
    */
   z.strictObject({ type: z.literal("spores.promotion") }),
+  /** Online, at each heal: every fork epoch a manual override started is flagged. */
+  z.strictObject({ type: z.literal("spores.fork-flagged") }),
   /**
    * Hyphae clients, online: no op fails while one of the client's Sclerotia was reachable
    * when it retried; no client holds fewer than min(connections, reachable Sclerotia) live

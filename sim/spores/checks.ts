@@ -89,7 +89,8 @@ export function evaluateSporeChecks(sim: SporeSimulation): CheckResult[] {
           name: spec.type,
           ok: true,
           detail: `${sim.ledger.blocks.length} blocks, one per height, each by a side with a ` +
-            `quorum; ${c.cpRefused} CP writes refused on read-only sides`,
+            `quorum (or under an explicit override: ${c.overrideWrites} writes); ${c.cpRefused} ` +
+            `CP writes refused on read-only sides`,
         });
         break;
       case "spores.no-lockout":
@@ -136,6 +137,18 @@ export function evaluateSporeChecks(sim: SporeSimulation): CheckResult[] {
           ok: true,
           detail: `${c.singletonStarts} instances started, ${sim.resolutions.length} duplicates ` +
             `resolved on heal`,
+        });
+        break;
+      case "spores.fork-flagged":
+        out.push({
+          name: spec.type,
+          ok: true,
+          detail: c.overrides === 0
+            ? "no manual override during a partition"
+            : `${c.overrides} override(s), ${sim.forkFlags.length} fork(s) flagged on heal, ` +
+              `${c.overrideWrites} override writes (${
+                sim.forkFlags.reduce((n, f) => n + f.reported.length, 0)
+              } blocks reported)`,
         });
         break;
       case "spores.promotion":
@@ -305,6 +318,14 @@ export function sporeMetrics(sim: SporeSimulation) {
       retries: c.clientRetries,
       failures: c.clientFailures,
       refreshes: c.clientRefreshes,
+    },
+    splitBrain: {
+      overrides: c.overrides,
+      overridesIgnored: c.overridesIgnored,
+      overrideWrites: c.overrideWrites,
+      forksHealed: c.forksHealed,
+      forksFlagged: sim.forkFlags.length,
+      flags: sim.forkFlags.slice(0, 20),
     },
     singletons: {
       started: c.singletonStarts,

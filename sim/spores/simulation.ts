@@ -57,7 +57,14 @@ import {
 import { contradiction, type PrimaryView } from "../../core/spores/primary.ts";
 import { demotionDue, promotionEligible, spareCapacity } from "../../core/spores/promotion.ts";
 import { seedLocationKind, type SeedProblem } from "../../core/spores/seed.ts";
-import { resolveSingletons, sideHasQuorum } from "../../core/spores/split_brain.ts";
+import {
+  type Epoch,
+  genesisEpoch,
+  healEpochs,
+  nextEpoch,
+  resolveSingletons,
+  sideHasQuorum,
+} from "../../core/spores/split_brain.ts";
 import { modelSigner, modelVerify } from "../../core/spores/testing.ts";
 import {
   addDiscardCounts,
@@ -207,6 +214,28 @@ export interface SporeSimOptions {
   clientRetrySame?: boolean;
   /** Clients never refresh lost connections (spores.client-failover). */
   clientNoRefresh?: boolean;
+  /** Heals adopt a chain without flagging the override's fork epoch (spores.fork-flagged). */
+  skipForkFlag?: boolean;
+}
+
+/** A side of the current partition that made a manual override (until the heal). */
+interface ForkSide {
+  readonly epoch: Epoch;
+  /** The side's epoch chain, genesis first, ending with the fork epoch. */
+  readonly chain: Epoch[];
+  readonly nodes: string[];
+  /** Blocks the side committed without a quorum under the override. */
+  readonly writes: Array<{ height: number; ops: number; at: number }>;
+}
+
+export interface ForkFlagRecord {
+  readonly at: number;
+  /** Fork epochs (id prefix and who forced them). */
+  readonly overrides: string[];
+  readonly kept: "quorum line" | "override";
+  /** Override writes of the side that lost the fork choice, reported for reconciliation. */
+  readonly reported: Array<{ height: number; ops: number; at: number }>;
+  readonly side: string[];
 }
 
 interface Side {
@@ -215,6 +244,8 @@ interface Side {
   readonly can: boolean;
   readonly bft: boolean;
   readonly liveVoters: NodeId[];
+  /** Set when the side made a manual override: it commits without a quorum. */
+  readonly fork: ForkSide | null;
 }
 
 interface Instance {
@@ -299,6 +330,13 @@ export class SporeSimulation {
   private sidesList: Side[] = [];
   private partitionKey = "";
   private partitionSince = 0;
+  /** The epoch chain every side shares (genesis first). */
+  epochs: Epoch[];
+  /** Sides of the current partition that made an override, by side key. */
+  private readonly forkSides = new Map<string, ForkSide>();
+  /** Heights committed under an override (a second block there is the fork, not a bug). */
+  private readonly overrideHeights = new Set<number>();
+  readonly forkFlags: ForkFlagRecord[] = [];
   readonly counters = {
     discoveredVia: Object.fromEntries(DISCOVERY_ORDER.map((s) => [s, 0])) as Record<
       DiscoverySource,
@@ -329,6 +367,10 @@ export class SporeSimulation {
     maxMapSize: 0,
     maxMessageBytes: 0,
     singletonStarts: 0,
+    overrides: 0,
+    overridesIgnored: 0,
+    overrideWrites: 0,
+    forksHealed: 0,
     partitionsSeen: 0,
     promotionsProposed: 0,
     promotionsRejected: 0,
@@ -361,6 +403,7 @@ export class SporeSimulation {
     // parseScenario gives a storage-only scenario the spores defaults.
     if (!scenario.spores) throw new ConfigError("the scenario has no spores section", "spores");
     this.sp = scenario.spores;
+    this.epochs = [genesisEpoch(`mycelium-sim/${scenario.seed}`)];
     this.seed = opts.seed ?? scenario.seed;
     this.rootRng = Rng.fromSeed(this.seed);
     this.durationMs = scenario.duration;
@@ -658,6 +701,11 @@ export class SporeSimulation {
             attacker: modelSigner(ATTACKER),
             entries: this.seedEntries(this.ledger.newest),
           });
+          account.fired++;
+          return;
+        }
+        if (e.type === "override") {
+          this.override(resolveSelector(e.nodes, info, rng), e.name ?? "manual override");
           account.fired++;
           return;
         }
@@ -1196,6 +1244,67 @@ export class SporeSimulation {
 
   // ---- the Primary stand-in ----
 
+  private partitionRules() {
+    return this.network.rules.filter((r) => r.kind === "partition");
+  }
+
+  /** Which side of the current partition a node is on (nodes no partition separates share). */
+  private sideKey(i: number): string {
+    return this.partitionRules().map((r) => r.groupOf![i]).join(",");
+  }
+
+  /** A manual override by the side holding `nodes`: a fork epoch; no partition, no fork. */
+  private override(nodes: readonly number[], reason: string): void {
+    if (this.partitionRules().length === 0 || nodes.length === 0) {
+      this.counters.overridesIgnored++;
+      return;
+    }
+    const key = this.sideKey(nodes[0]);
+    if (this.forkSides.has(key)) {
+      this.counters.overridesIgnored++;
+      return;
+    }
+    const members = this.nodes.filter((n) => this.sideKey(n.index) === key).map((n) => n.name);
+    const by = members.join(" ");
+    const epoch = nextEpoch(this.epochs.at(-1)!, { by, reason, at: this.engine.now });
+    this.forkSides.set(key, { epoch, chain: [...this.epochs, epoch], nodes: members, writes: [] });
+    this.counters.overrides++;
+    this.trace("override", this.nodes[nodes[0]].name, `fork epoch ${epoch.id.slice(0, 12)}`);
+  }
+
+  /**
+   * The partition changed: each override side's chain meets the quorum line, which took a
+   * heal epoch, through `healEpochs`; the fork is flagged and the losing side's override
+   * writes are reported, not merged silently.
+   */
+  private healForks(): void {
+    if (this.forkSides.size === 0) return;
+    const now = this.engine.now;
+    this.epochs = [...this.epochs, nextEpoch(this.epochs.at(-1)!)];
+    for (const f of this.forkSides.values()) {
+      this.counters.forksHealed++;
+      const { chain, fork } = healEpochs(f.chain, this.epochs);
+      if (fork && !this.opts.skipForkFlag) {
+        const overrideLost = fork.kept === "b";
+        this.forkFlags.push({
+          at: now,
+          overrides: fork.overrides.map((e) => `${e.id.slice(0, 12)} by ${e.override!.by}`),
+          kept: overrideLost ? "quorum line" : "override",
+          reported: overrideLost ? f.writes : [],
+          side: f.nodes,
+        });
+        this.epochs = [...chain];
+      } else if (this.enabled.has("spores.fork-flagged")) {
+        this.fail(
+          "spores.fork-flagged",
+          `the fork epoch ${f.epoch.id.slice(0, 12)} of ${f.nodes.join(" ")} healed unflagged ` +
+            `(${f.writes.length} override blocks merged silently)`,
+        );
+      }
+    }
+    this.forkSides.clear();
+  }
+
   /** Groups nodes by partition side (nodes no partition separates share a side). */
   private groupSides(filter: (n: SporeNode) => boolean): number[][] {
     const rules = this.network.rules.filter((r) => r.kind === "partition");
@@ -1220,6 +1329,7 @@ export class SporeSimulation {
     if (key !== this.partitionKey) {
       this.partitionKey = key;
       this.partitionSince = now;
+      this.healForks();
       if (this.network.rules.some((r) => r.kind === "partition")) this.counters.partitionsSeen++;
     }
     const sides: Side[] = [];
@@ -1235,13 +1345,15 @@ export class SporeSimulation {
       const voterSet = new Set(voters);
       const liveVoters = nodes.map((i) => this.nodes[i].id).filter((id) => voterSet.has(id));
       const bft = sideHasQuorum(liveVoters, voters);
-      const can = truth !== null && voters.length > 0 &&
-        (rule === "bft"
-          ? bft
-          : rule === "all"
-          ? liveVoters.length === voters.length
-          : liveVoters.length > 0);
-      const side: Side = { nodes, base: truth, can, bft, liveVoters };
+      const fork = this.forkSides.get(this.sideKey(nodes[0])) ?? null;
+      const can = truth !== null && (fork !== null ||
+        voters.length > 0 &&
+          (rule === "bft"
+            ? bft
+            : rule === "all"
+            ? liveVoters.length === voters.length
+            : liveVoters.length > 0));
+      const side: Side = { nodes, base: truth, can, bft, liveVoters, fork };
       sides.push(side);
       for (const i of nodes) sideOf.set(i, side);
     }
@@ -1308,14 +1420,18 @@ export class SporeSimulation {
     }
     const { view, block } = this.ledger.commit(base, ops, now, side.liveVoters, side.bft);
     this.trace("commit", "", `height ${view.height}, ${ops.length} ops`);
-    if (!side.bft) {
+    if (!side.bft && side.fork) {
+      side.fork.writes.push({ height: view.height, ops: ops.length, at: now });
+      this.overrideHeights.add(view.height);
+      this.counters.overrideWrites += ops.length;
+    } else if (!side.bft) {
       this.fail(
         "spores.single-writer",
         `height ${view.height} was committed by a side holding ${side.liveVoters.length} of ` +
           `${block.voters} voters (no quorum)`,
       );
     }
-    if (this.ledger.forks.includes(view.height)) {
+    if (this.ledger.forks.includes(view.height) && !this.overrideHeights.has(view.height)) {
       this.fail("spores.single-writer", `two blocks were committed at height ${view.height}`);
     }
     const voters = new Set(side.liveVoters);

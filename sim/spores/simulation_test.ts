@@ -187,6 +187,23 @@ Deno.test("spores.singletons fails when duplicates are not resolved on heal", ()
   fails(s, "spores.singletons", { keepDuplicateSingletons: true }, /instances on one side/);
 });
 
+Deno.test("spores.fork-flagged fails when an override's fork heals unflagged", () => {
+  const s = scenario([{ type: "spores.fork-flagged" }, { type: "spores.single-writer" }], {
+    workload: { cpWriteMs: "500ms" },
+    events: [{ at: "6s", type: "override", nodes: "s-0" }, {
+      at: "2s",
+      type: "override",
+      nodes: "s-1",
+    }],
+  }, SPLIT);
+  const m = passes(s).metricsSummary().splitBrain;
+  assert.equal(m.overridesIgnored, 1, "no partition at 2 s: no fork");
+  assert.ok(m.overrideWrites > 0 && m.forksFlagged === 1);
+  assert.equal(m.flags[0].kept, "quorum line");
+  assert.ok(m.flags[0].reported.length > 0, "the losing side's override writes are reported");
+  fails(s, "spores.fork-flagged", { skipForkFlag: true }, /healed unflagged/);
+});
+
 Deno.test("storage.class fails when placement ignores the class", () => {
   const s = scenario([{ type: "storage.class" }], {}, {
     storage: { ...STORAGE, writes: { ...STORAGE.writes, classes: { Critical: 1 } } },

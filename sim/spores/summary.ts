@@ -240,6 +240,14 @@ export function formatSporeSummary(s: SporeSummary): string {
       `${cl.ops} ops, ${cl.retries} retried, ${cl.failures} failed, ${cl.refreshes} refreshes`,
     ]);
   }
+  if (m.splitBrain.overrides > 0) {
+    const sb = m.splitBrain;
+    rows.push([
+      "overrides",
+      `${sb.overrides} fork epochs, ${sb.overrideWrites} override writes, ` +
+      `${sb.forksFlagged} forks flagged on heal`,
+    ]);
+  }
   if (m.singletons.started > 0) {
     rows.push(["singletons", `${m.singletons.started} started, ${m.singletons.resolved} resolved`]);
   }
