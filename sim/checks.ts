@@ -59,18 +59,21 @@ export function firedCheck(
   };
 }
 
+/** The failed check of a run stopped by an online violation (with where, for replay). */
+export function violationResult(
+  v: { check: string; detail: string; event: number; t: number },
+): CheckResult {
+  return {
+    name: v.check,
+    ok: false,
+    detail: `${v.detail} (event ${v.event}, t=${v.t.toFixed(1)} ms)`,
+  };
+}
+
 export function evaluateChecks(run: CheckInput): CheckResult[] {
   const o = run.observer;
   const out: CheckResult[] = [];
-  if (run.violation) {
-    out.push({
-      name: run.violation.check,
-      ok: false,
-      detail: `${run.violation.detail} (event ${run.violation.event}, t=${
-        run.violation.t.toFixed(1)
-      } ms)`,
-    });
-  }
+  if (run.violation) out.push(violationResult(run.violation));
   out.push(firedCheck("faults.fired", run.faults, "declared faults"));
   if (run.workload.length > 0) {
     out.push(firedCheck("workload.fired", run.workload, "workload operations"));

@@ -113,12 +113,7 @@ async function load(file: string | undefined, sets: string[]): Promise<Scenario>
 }
 
 function build(scenario: Scenario, opts: ConstructorParameters<typeof Simulation>[1]): Simulation {
-  try {
-    return new Simulation(scenario, opts);
-  } catch (e) {
-    if (e instanceof MyceliumError) fail(`invalid scenario: ${e.message}`, 2);
-    throw e;
-  }
+  return construct(() => new Simulation(scenario, opts));
 }
 
 /** Progress on a terminal: virtual time, events/s and ETA on one rewritten line. */
@@ -276,129 +271,58 @@ async function runKind(
   return 0;
 }
 
-/** A scenario with a `consensus` section runs in the consensus simulator. */
-async function runConsensus(
-  scenario: Scenario,
-  o: { file: string; sets: string[]; seed: number; out: string; quiet: boolean },
-): Promise<number> {
-  let sim: ConsensusSimulation;
+/** Builds a simulator; an invalid scenario (the field named) exits 2. */
+function construct<S>(make: () => S): S {
   try {
-    sim = new ConsensusSimulation(scenario, { seed: o.seed });
+    return make();
   } catch (e) {
     if (e instanceof MyceliumError) fail(`invalid scenario: ${e.message}`, 2);
     throw e;
   }
-  const prog = progressReporter(o.quiet);
-  if (!o.quiet) {
-    console.error(
-      `running ${scenario.name}: ${sim.genesisVoters.length} voters (${sim.nodes.length} instances), ${
-        scenario.duration / 1000
-      } s virtual, seed ${o.seed}`,
-    );
-  }
-  sim.run(prog.report);
-  prog.done();
-  const summary = buildConsensusSummary(sim, {
-    scenarioFile: o.file,
-    sets: o.sets,
-    wallMs: performance.now() - prog.start,
-    peakRssBytes: prog.peak(),
-  });
-  await writeConsensusOutputs(o.out, sim, summary);
-  if (!o.quiet) {
-    console.log(formatConsensusSummary(summary));
-    console.log(`\n  outputs in ${o.out}/`);
-  }
-  if (!summary.ok) {
-    console.error(
-      `\nFAILED: seed ${o.seed}${sim.violation ? `, event ${sim.violation.event}` : ""}`,
-    );
-    console.error(`replay: ${summary.replay}`);
-    return 1;
-  }
-  return 0;
 }
 
 function buildRam(scenario: Scenario, opts: ConstructorParameters<typeof RamSimulation>[1]) {
-  try {
-    return new RamSimulation(scenario, opts);
-  } catch (e) {
-    if (e instanceof MyceliumError) fail(`invalid scenario: ${e.message}`, 2);
-    throw e;
-  }
-}
-
-/** A scenario with a `ram` section runs in the RAM simulator. */
-async function runRam(
-  scenario: Scenario,
-  o: { file: string; sets: string[]; seed: number; out: string; quiet: boolean },
-): Promise<number> {
-  const sim = buildRam(scenario, { seed: o.seed });
-  const prog = progressReporter(o.quiet);
-  if (!o.quiet) {
-    console.error(
-      `running ${scenario.name}: ${sim.vms.length} VMs on ${sim.nodes.length} nodes, ${
-        scenario.duration / 1000
-      } s virtual, seed ${o.seed}`,
-    );
-  }
-  sim.run(prog.report);
-  prog.done();
-  const summary = buildRamSummary(sim, {
-    scenarioFile: o.file,
-    sets: o.sets,
-    wallMs: performance.now() - prog.start,
-    peakRssBytes: prog.peak(),
-  });
-  await writeRamOutputs(o.out, sim, summary);
-  if (!o.quiet) {
-    console.log(formatRamSummary(summary));
-    console.log(`\n  outputs in ${o.out}/`);
-  }
-  if (!summary.ok) {
-    console.error(
-      `\nFAILED: seed ${o.seed}${sim.violation ? `, event ${sim.violation.event}` : ""}`,
-    );
-    console.error(`replay: ${summary.replay}`);
-    return 1;
-  }
-  return 0;
+  return construct(() => new RamSimulation(scenario, opts));
 }
 
 function buildSpores(scenario: Scenario, opts: ConstructorParameters<typeof SporeSimulation>[1]) {
-  try {
-    return new SporeSimulation(scenario, opts);
-  } catch (e) {
-    if (e instanceof MyceliumError) fail(`invalid scenario: ${e.message}`, 2);
-    throw e;
-  }
+  return construct(() => new SporeSimulation(scenario, opts));
 }
 
-/** A scenario with a `spores` or `storage` section runs in the spores simulator. */
-async function runSpores(
-  scenario: Scenario,
-  o: { file: string; sets: string[]; seed: number; out: string; quiet: boolean },
+type RunOpts = { file: string; sets: string[]; seed: number; out: string; quiet: boolean };
+type SummaryOpts = { scenarioFile: string; sets: string[]; wallMs: number; peakRssBytes: number };
+
+/**
+ * One run of a section's simulator (consensus, RAM, spores): progress, summary, outputs, the
+ * table, and on a failed check the replay command.
+ */
+async function runSection<
+  S extends {
+    run(onProgress: (p: Progress) => void): void;
+    violation: { event: number } | null;
+  },
+  Sum extends { ok: boolean; replay: string },
+>(
+  o: RunOpts,
+  sim: S,
+  what: string,
+  summarize: (sim: S, opts: SummaryOpts) => Sum,
+  write: (dir: string, sim: S, summary: Sum) => Promise<void>,
+  format: (summary: Sum) => string,
 ): Promise<number> {
-  const sim = buildSpores(scenario, { seed: o.seed });
   const prog = progressReporter(o.quiet);
-  if (!o.quiet) {
-    console.error(
-      `running ${scenario.name}: ${sim.nodes.length} nodes${
-        scenario.storage ? " with storage" : ""
-      }, ${scenario.duration / 1000} s virtual, seed ${o.seed}`,
-    );
-  }
+  if (!o.quiet) console.error(`running ${what}, seed ${o.seed}`);
   sim.run(prog.report);
   prog.done();
-  const summary = buildSporeSummary(sim, {
+  const summary = summarize(sim, {
     scenarioFile: o.file,
     sets: o.sets,
     wallMs: performance.now() - prog.start,
     peakRssBytes: prog.peak(),
   });
-  await writeSporeOutputs(o.out, sim, summary);
+  await write(o.out, sim, summary);
   if (!o.quiet) {
-    console.log(formatSporeSummary(summary));
+    console.log(format(summary));
     console.log(`\n  outputs in ${o.out}/`);
   }
   if (!summary.ok) {
@@ -409,6 +333,51 @@ async function runSpores(
     return 1;
   }
   return 0;
+}
+
+/** A scenario with a `consensus` section runs in the consensus simulator. */
+function runConsensus(scenario: Scenario, o: RunOpts): Promise<number> {
+  const sim = construct(() => new ConsensusSimulation(scenario, { seed: o.seed }));
+  return runSection(
+    o,
+    sim,
+    `${scenario.name}: ${sim.genesisVoters.length} voters (${sim.nodes.length} instances), ${
+      scenario.duration / 1000
+    } s virtual`,
+    buildConsensusSummary,
+    writeConsensusOutputs,
+    formatConsensusSummary,
+  );
+}
+
+/** A scenario with a `ram` section runs in the RAM simulator. */
+function runRam(scenario: Scenario, o: RunOpts): Promise<number> {
+  const sim = buildRam(scenario, { seed: o.seed });
+  return runSection(
+    o,
+    sim,
+    `${scenario.name}: ${sim.vms.length} VMs on ${sim.nodes.length} nodes, ${
+      scenario.duration / 1000
+    } s virtual`,
+    buildRamSummary,
+    writeRamOutputs,
+    formatRamSummary,
+  );
+}
+
+/** A scenario with a `spores` or `storage` section runs in the spores simulator. */
+function runSpores(scenario: Scenario, o: RunOpts): Promise<number> {
+  const sim = buildSpores(scenario, { seed: o.seed });
+  return runSection(
+    o,
+    sim,
+    `${scenario.name}: ${sim.nodes.length} nodes${scenario.storage ? " with storage" : ""}, ${
+      scenario.duration / 1000
+    } s virtual`,
+    buildSporeSummary,
+    writeSporeOutputs,
+    formatSporeSummary,
+  );
 }
 
 /** The recorded events around event K of a replay (membership and consensus alike). */
@@ -460,119 +429,64 @@ async function replayCommandRun(args: string[]): Promise<number> {
   const sets = values.set as string[];
   const scenario = await load(positionals[0], sets);
   const seed = parseSeed(values.seed) ?? scenario.seed;
-  if (scenario.consensus) {
-    return replayConsensus(scenario, positionals[0]!, seed, sets, event, window);
-  }
-  if (scenario.ram) return replayRam(scenario, positionals[0]!, seed, sets, event, window);
-  if (scenario.spores || scenario.storage) {
-    return replaySpores(scenario, positionals[0]!, seed, sets, event, window);
-  }
-  const sim = build(scenario, { seed, recordLast: 2 * window + 1, stopAtEvent: event + window });
+  const file = positionals[0]!;
+  const opts = { seed, recordLast: 2 * window + 1, stopAtEvent: event + window };
+  const section = scenario.consensus
+    ? construct(() => new ConsensusSimulation(scenario, opts))
+    : scenario.ram
+    ? buildRam(scenario, opts)
+    : scenario.spores || scenario.storage
+    ? buildSpores(scenario, opts)
+    : null;
+  if (section) return replaySection(section, scenario.name, file, seed, sets, event, window);
+  const sim = build(scenario, opts);
   sim.run();
   printReplayWindow(scenario.name, seed, event, window, sim.recentEvents());
   console.log(`\nreached event ${sim.engine.events}, trace hash so far ${sim.engine.traceHash()}`);
-  if (sim.violation) {
-    console.log(
-      `violation: ${sim.violation.check}: ${sim.violation.detail} (event ${sim.violation.event})`,
-    );
-  }
-  console.log(
-    `re-run the whole scenario: ${replayCommand(positionals[0]!, seed, sets)}`.replace(
-      " replay ",
-      " run ",
-    ),
-  );
+  printReplayEnd(sim.violation, file, seed, sets);
   return 0;
 }
 
-function replayConsensus(
-  scenario: Scenario,
+/** What a section simulator's replay prints from. */
+interface ReplaySim {
+  run(): void;
+  readonly events: number;
+  readonly violation: { check: string; detail: string; event: number } | null;
+  recentEvents(): ReadonlyArray<
+    { index: number; t: number; kind: string; node: string; detail: string }
+  >;
+  positions(): string[];
+}
+
+/** A section simulator (consensus, RAM, spores) replayed up to event K, then where it stands. */
+function replaySection(
+  sim: ReplaySim,
+  name: string,
   file: string,
   seed: number,
   sets: string[],
   event: number,
   window: number,
 ): number {
-  let sim: ConsensusSimulation;
-  try {
-    sim = new ConsensusSimulation(scenario, {
-      seed,
-      recordLast: 2 * window + 1,
-      stopAtEvent: event + window,
-    });
-  } catch (e) {
-    if (e instanceof MyceliumError) fail(`invalid scenario: ${e.message}`, 2);
-    throw e;
-  }
   sim.run();
-  printReplayWindow(scenario.name, seed, event, window, sim.recentEvents());
+  printReplayWindow(name, seed, event, window, sim.recentEvents());
   console.log(`\nat event ${sim.events}:`);
   for (const line of sim.positions()) console.log(`  ${line}`);
-  if (sim.violation) {
-    console.log(
-      `violation: ${sim.violation.check}: ${sim.violation.detail} (event ${sim.violation.event})`,
-    );
-  }
-  console.log(
-    `re-run the whole scenario: ${replayCommand(file, seed, sets)}`.replace(" replay ", " run "),
-  );
+  printReplayEnd(sim.violation, file, seed, sets);
   return 0;
 }
 
-function replayRam(
-  scenario: Scenario,
+/** The violation (if the replay reached it) and the command that re-runs the scenario. */
+function printReplayEnd(
+  v: { check: string; detail: string; event: number } | null,
   file: string,
   seed: number,
   sets: string[],
-  event: number,
-  window: number,
-): number {
-  const sim = buildRam(scenario, {
-    seed,
-    recordLast: 2 * window + 1,
-    stopAtEvent: event + window,
-  });
-  sim.run();
-  printReplayWindow(scenario.name, seed, event, window, sim.recentEvents());
-  console.log(`\nat event ${sim.events}:`);
-  for (const line of sim.positions()) console.log(`  ${line}`);
-  if (sim.violation) {
-    console.log(
-      `violation: ${sim.violation.check}: ${sim.violation.detail} (event ${sim.violation.event})`,
-    );
-  }
+): void {
+  if (v) console.log(`violation: ${v.check}: ${v.detail} (event ${v.event})`);
   console.log(
     `re-run the whole scenario: ${replayCommand(file, seed, sets)}`.replace(" replay ", " run "),
   );
-  return 0;
-}
-
-function replaySpores(
-  scenario: Scenario,
-  file: string,
-  seed: number,
-  sets: string[],
-  event: number,
-  window: number,
-): number {
-  const sim = buildSpores(scenario, {
-    seed,
-    recordLast: 2 * window + 1,
-    stopAtEvent: event + window,
-  });
-  sim.run();
-  printReplayWindow(scenario.name, seed, event, window, sim.recentEvents());
-  console.log(`\nat event ${sim.events}:`);
-  for (const line of sim.positions()) console.log(`  ${line}`);
-  if (sim.violation) {
-    console.log(
-      `violation: ${sim.violation.check}: ${sim.violation.detail} (event ${sim.violation.event})`,
-    );
-  }
-  console.log(
-    `re-run the whole scenario: ${replayCommand(file, seed, sets)}`.replace(" replay ", " run "),
-  );
-  return 0;
 }
 
 /** `sim twins`: a Twins sweep (see sim/consensus/twins.ts). */

@@ -185,3 +185,45 @@ export class Engine {
     return hex8(x) + hex8(y);
   }
 }
+
+/** What a simulator reports while it runs (its progress line). */
+export interface RunProgress {
+  virtualMs: number;
+  durationMs: number;
+  events: number;
+}
+
+/**
+ * Runs `engine` to `durationMs` in slices of `sliceEvents`, reporting progress after each,
+ * until the end, `stopAt` events, or `stop()` says so (a violation, a height reached).
+ */
+export function runSliced(
+  engine: Engine,
+  o: {
+    durationMs: number;
+    stopAt: number;
+    sliceEvents: number;
+    stop: () => boolean;
+    onProgress?: (p: RunProgress) => void;
+  },
+): void {
+  while (!o.stop() && engine.events < o.stopAt) {
+    const budget = Math.min(o.sliceEvents, o.stopAt - engine.events);
+    const done = engine.run(o.durationMs, budget);
+    o.onProgress?.({ virtualMs: engine.now, durationMs: o.durationMs, events: engine.events });
+    if (done < budget || engine.peekTime() > o.durationMs) break;
+  }
+}
+
+/** Adds the time since `upSince` to every running node's `upMs` (the end of a run). */
+export function closeUptime(
+  nodes: Iterable<{ up: boolean; upMs: number; upSince: number }>,
+  now: number,
+): void {
+  for (const n of nodes) {
+    if (n.up) {
+      n.upMs += now - n.upSince;
+      n.upSince = now;
+    }
+  }
+}

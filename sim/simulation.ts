@@ -11,7 +11,7 @@ import { swimEncodedSize } from "../core/membership/codec.ts";
 import type { SwimMessage } from "../core/membership/messages.ts";
 import { Swim } from "../core/membership/swim.ts";
 import { suspicionBounds } from "../core/membership/config.ts";
-import { Engine } from "./engine.ts";
+import { closeUptime, Engine, runSliced } from "./engine.ts";
 import { MembershipObserver, type Violation } from "./membership_observer.ts";
 import { dropReasonName, NetworkModel } from "./network.ts";
 import { scheduleFaults } from "./fault_schedule.ts";
@@ -561,23 +561,14 @@ export class Simulation {
 
   /** Runs to the end (or a violation / stopAtEvent). */
   run(onProgress?: (p: Progress) => void, sliceEvents = 200_000): void {
-    const stopAt = this.opts.stopAtEvent ?? Infinity;
-    while (!this.violation && this.engine.events < stopAt) {
-      const budget = Math.min(sliceEvents, stopAt - this.engine.events);
-      const done = this.engine.run(this.durationMs, budget);
-      onProgress?.({
-        virtualMs: this.engine.now,
-        durationMs: this.durationMs,
-        events: this.engine.events,
-      });
-      if (done < budget || this.engine.peekTime() > this.durationMs) break;
-    }
-    for (const n of this.nodes) {
-      if (n.up) {
-        n.upMs += this.engine.now - n.upSince;
-        n.upSince = this.engine.now;
-      }
-    }
+    runSliced(this.engine, {
+      durationMs: this.durationMs,
+      stopAt: this.opts.stopAtEvent ?? Infinity,
+      sliceEvents,
+      stop: () => this.violation !== null,
+      onProgress,
+    });
+    closeUptime(this.nodes, this.engine.now);
   }
 
   get finished(): boolean {

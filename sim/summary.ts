@@ -1,6 +1,6 @@
 /** The run summary (summary.json), per-run CSV outputs, and the summary table. */
 import { join } from "node:path";
-import type { CheckInput, CheckResult } from "./checks.ts";
+import type { CheckInput, CheckResult, FaultAccount } from "./checks.ts";
 import type { SampleRow } from "./simulation.ts";
 
 /** What a finished run (simulated or real cluster) offers for its summary and outputs. */
@@ -118,10 +118,28 @@ export function replayCommand(
   return `deno task sim replay ${scenarioFile} --seed ${seed}${setArgs}${ev}`;
 }
 
-export function buildSummary(
-  sim: RunView,
-  opts: { scenarioFile: string; sets: string[]; wallMs: number; peakRssBytes: number },
-): Summary {
+export interface SummaryOptions {
+  scenarioFile: string;
+  sets: string[];
+  wallMs: number;
+  peakRssBytes: number;
+}
+
+/** What every simulator (and the real cluster) exposes for summary.json's common fields. */
+export interface SummarySource {
+  readonly scenario: { readonly name: string };
+  readonly seed: number;
+  readonly traceHash: string;
+  readonly virtualMs: number;
+  readonly events: number;
+  readonly faults: readonly FaultAccount[];
+  readonly workload: readonly FaultAccount[];
+  readonly violation: { readonly event: number } | null;
+  evaluateChecks(): CheckResult[];
+}
+
+/** summary.json of any run: the common fields, the checks, and the run kind's `metrics`. */
+export function summaryOf<M>(sim: SummarySource, opts: SummaryOptions, metrics: M): Summary<M> {
   const checks = sim.evaluateChecks();
   const events = sim.events;
   return {
@@ -138,9 +156,13 @@ export function buildSummary(
     checks,
     faults: sim.faults.map((f) => ({ ...f })),
     workload: sim.workload.map((w) => ({ ...w })),
-    metrics: { membership: membershipMetrics(sim) },
+    metrics,
     replay: replayCommand(opts.scenarioFile, sim.seed, opts.sets, sim.violation?.event),
   };
+}
+
+export function buildSummary(sim: RunView, opts: SummaryOptions): Summary {
+  return summaryOf(sim, opts, { membership: membershipMetrics(sim) });
 }
 
 export const csvCell = (v: number | string | null) =>

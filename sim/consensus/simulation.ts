@@ -27,8 +27,14 @@ import {
   type Vote,
   votePayload,
 } from "../../core/consensus/types.ts";
-import { type CheckResult, declared, type FaultAccount, firedCheck } from "../checks.ts";
-import { Engine } from "../engine.ts";
+import {
+  type CheckResult,
+  declared,
+  type FaultAccount,
+  firedCheck,
+  violationResult,
+} from "../checks.ts";
+import { closeUptime, Engine, runSliced } from "../engine.ts";
 import { scheduleFaults } from "../fault_schedule.ts";
 import { NetworkModel } from "../network.ts";
 import { Rng } from "../rng.ts";
@@ -881,25 +887,16 @@ export class ConsensusSimulation {
   // ---- running ----
 
   run(onProgress?: (p: ConsensusProgress) => void, sliceEvents = 200_000): void {
-    const stopAt = this.opts.stopAtEvent ?? Infinity;
     const stopHeight = this.opts.stopAtHeight ?? Infinity;
     if (stopHeight !== Infinity) sliceEvents = Math.min(sliceEvents, 5_000);
-    while (!this.violation && this.engine.events < stopAt && this.observer.height < stopHeight) {
-      const budget = Math.min(sliceEvents, stopAt - this.engine.events);
-      const done = this.engine.run(this.durationMs, budget);
-      onProgress?.({
-        virtualMs: this.engine.now,
-        durationMs: this.durationMs,
-        events: this.engine.events,
-      });
-      if (done < budget || this.engine.peekTime() > this.durationMs) break;
-    }
-    for (const n of this.instances) {
-      if (n.up) {
-        n.upMs += this.engine.now - n.upSince;
-        n.upSince = this.engine.now;
-      }
-    }
+    runSliced(this.engine, {
+      durationMs: this.durationMs,
+      stopAt: this.opts.stopAtEvent ?? Infinity,
+      sliceEvents,
+      stop: () => this.violation !== null || this.observer.height >= stopHeight,
+      onProgress,
+    });
+    closeUptime(this.instances, this.engine.now);
   }
 
   get virtualMs(): number {
@@ -928,15 +925,7 @@ export class ConsensusSimulation {
 
   evaluateChecks(): CheckResult[] {
     const out: CheckResult[] = [];
-    if (this.violation) {
-      out.push({
-        name: this.violation.check,
-        ok: false,
-        detail: `${this.violation.detail} (event ${this.violation.event}, t=${
-          this.violation.t.toFixed(1)
-        } ms)`,
-      });
-    }
+    if (this.violation) out.push(violationResult(this.violation));
     out.push(firedCheck("faults.fired", this.faults, "declared faults"));
     for (const c of this.scenario.checks) {
       if (this.violation?.check === c.type) continue;

@@ -3,7 +3,13 @@
  * a membership run (scenario, seed, trace hash, times, events, checks, faults, workload,
  * replay), with `metrics.consensus` in place of `metrics.membership`.
  */
-import { csv, replayCommand, type Summary, writeFilesAtomically } from "../summary.ts";
+import {
+  csv,
+  type Summary,
+  summaryOf,
+  type SummaryOptions,
+  writeFilesAtomically,
+} from "../summary.ts";
 import type { ConsensusSimulation } from "./simulation.ts";
 import type { HistoryEntry } from "./linearizability.ts";
 
@@ -13,26 +19,9 @@ export type ConsensusSummary = Summary<{ consensus: ConsensusMetrics }>;
 
 export function buildConsensusSummary(
   sim: ConsensusSimulation,
-  opts: { scenarioFile: string; sets: string[]; wallMs: number; peakRssBytes: number },
+  opts: SummaryOptions,
 ): ConsensusSummary {
-  const checks = sim.evaluateChecks();
-  return {
-    scenario: sim.scenario.name,
-    scenarioFile: opts.scenarioFile,
-    seed: sim.seed,
-    traceHash: sim.traceHash,
-    virtualMs: sim.virtualMs,
-    wallMs: Math.round(opts.wallMs),
-    events: sim.events,
-    eventsPerSec: Math.round(sim.events / Math.max(opts.wallMs / 1000, 1e-9)),
-    peakRssBytes: opts.peakRssBytes,
-    ok: checks.every((c) => c.ok),
-    checks,
-    faults: sim.faults.map((f) => ({ ...f })),
-    workload: sim.workload.map((w) => ({ ...w })),
-    metrics: { consensus: sim.metricsSummary() },
-    replay: replayCommand(opts.scenarioFile, sim.seed, opts.sets, sim.violation?.event),
-  };
+  return summaryOf(sim, opts, { consensus: sim.metricsSummary() });
 }
 
 /** ops.csv: one row per client operation (simulator and real cluster). */

@@ -33,8 +33,14 @@ import { RamReplicator } from "../../core/ram/replicator.ts";
 import { MultipathRam, type RamWire, ramWireBytes } from "../../core/ram/multipath.ts";
 import { resolveSelector } from "../selectors.ts";
 import { makeWorkload, type Workload } from "../../core/ram/workloads.ts";
-import { type CheckResult, declared, type FaultAccount, firedCheck } from "../checks.ts";
-import { Engine } from "../engine.ts";
+import {
+  type CheckResult,
+  declared,
+  type FaultAccount,
+  firedCheck,
+  violationResult,
+} from "../checks.ts";
+import { closeUptime, Engine, runSliced } from "../engine.ts";
 import { scheduleFaults } from "../fault_schedule.ts";
 import type { Violation } from "../membership_observer.ts";
 import { dropReasonName, NetworkModel } from "../network.ts";
@@ -951,24 +957,15 @@ export class RamSimulation {
   // ---- running ----
 
   run(onProgress?: (p: RamProgress) => void, sliceEvents = 200_000): void {
-    const stopAt = this.opts.stopAtEvent ?? Infinity;
-    while (!this.violation && this.engine.events < stopAt) {
-      const budget = Math.min(sliceEvents, stopAt - this.engine.events);
-      const done = this.engine.run(this.durationMs, budget);
-      onProgress?.({
-        virtualMs: this.engine.now,
-        durationMs: this.durationMs,
-        events: this.engine.events,
-      });
-      if (done < budget || this.engine.peekTime() > this.durationMs) break;
-    }
+    runSliced(this.engine, {
+      durationMs: this.durationMs,
+      stopAt: this.opts.stopAtEvent ?? Infinity,
+      sliceEvents,
+      stop: () => this.violation !== null,
+      onProgress,
+    });
     const now = this.engine.now;
-    for (const n of this.nodes) {
-      if (n.up) {
-        n.upMs += now - n.upSince;
-        n.upSince = now;
-      }
-    }
+    closeUptime(this.nodes, now);
     // Close each VM's throttle integral at the end of the run.
     for (const vm of this.vms) {
       if (vm.primary >= 0 && vm.lastTickAt >= 0) {
@@ -1002,15 +999,7 @@ export class RamSimulation {
 
   evaluateChecks(): CheckResult[] {
     const out: CheckResult[] = [];
-    if (this.violation) {
-      out.push({
-        name: this.violation.check,
-        ok: false,
-        detail: `${this.violation.detail} (event ${this.violation.event}, t=${
-          this.violation.t.toFixed(1)
-        } ms)`,
-      });
-    }
+    if (this.violation) out.push(violationResult(this.violation));
     out.push(firedCheck("faults.fired", this.faults, "declared faults"));
     if (this.workload.length > 0) {
       out.push(firedCheck("workload.fired", this.workload, "planned migrations"));

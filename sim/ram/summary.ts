@@ -3,35 +3,21 @@
  * other runs (scenario, seed, trace hash, times, events, checks, faults, workload, replay),
  * with `metrics.ram`.
  */
-import { csv, replayCommand, type Summary, writeFilesAtomically } from "../summary.ts";
+import {
+  csv,
+  type Summary,
+  summaryOf,
+  type SummaryOptions,
+  writeFilesAtomically,
+} from "../summary.ts";
 import type { RamSimulation } from "./simulation.ts";
 
 export type RamMetricsSummary = ReturnType<RamSimulation["metricsSummary"]>;
 
 export type RamSummary = Summary<{ ram: RamMetricsSummary }>;
 
-export function buildRamSummary(
-  sim: RamSimulation,
-  opts: { scenarioFile: string; sets: string[]; wallMs: number; peakRssBytes: number },
-): RamSummary {
-  const checks = sim.evaluateChecks();
-  return {
-    scenario: sim.scenario.name,
-    scenarioFile: opts.scenarioFile,
-    seed: sim.seed,
-    traceHash: sim.traceHash,
-    virtualMs: sim.virtualMs,
-    wallMs: Math.round(opts.wallMs),
-    events: sim.events,
-    eventsPerSec: Math.round(sim.events / Math.max(opts.wallMs / 1000, 1e-9)),
-    peakRssBytes: opts.peakRssBytes,
-    ok: checks.every((c) => c.ok),
-    checks,
-    faults: sim.faults.map((f) => ({ ...f })),
-    workload: sim.workload.map((w) => ({ ...w })),
-    metrics: { ram: sim.metricsSummary() },
-    replay: replayCommand(opts.scenarioFile, sim.seed, opts.sets, sim.violation?.event),
-  };
+export function buildRamSummary(sim: RamSimulation, opts: SummaryOptions): RamSummary {
+  return summaryOf(sim, opts, { ram: sim.metricsSummary() });
 }
 
 /** The files of a RAM run: ram.csv, vms.csv, nodes.csv, then summary.json. */

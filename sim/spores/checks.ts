@@ -4,7 +4,7 @@
  * and is reported first); here they report what they saw, and the liveness checks decide.
  */
 import { totalDiscarded } from "../../core/spores/types.ts";
-import { type CheckResult, firedCheck } from "../checks.ts";
+import { type CheckResult, firedCheck, violationResult } from "../checks.ts";
 import { latencyStats } from "../summary.ts";
 import type { SporeSimulation } from "./simulation.ts";
 
@@ -13,13 +13,7 @@ const s1 = (ms: number | null) => (ms === null ? "-" : `${(ms / 1000).toFixed(2)
 export function evaluateSporeChecks(sim: SporeSimulation): CheckResult[] {
   const out: CheckResult[] = [];
   const v = sim.violation;
-  if (v) {
-    out.push({
-      name: v.check,
-      ok: false,
-      detail: `${v.detail} (event ${v.event}, t=${v.t.toFixed(1)} ms)`,
-    });
-  }
+  if (v) out.push(violationResult(v));
   out.push(firedCheck("faults.fired", sim.faults, "declared faults"));
   if (sim.workload.length > 0) out.push(firedCheck("workload.fired", sim.workload, "events"));
   const c = sim.counters;

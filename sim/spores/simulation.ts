@@ -76,7 +76,7 @@ import {
   type VerifyFn,
 } from "../../core/spores/types.ts";
 import { type CheckResult, declared, type FaultAccount } from "../checks.ts";
-import { Engine } from "../engine.ts";
+import { closeUptime, Engine, runSliced } from "../engine.ts";
 import { scheduleFaults } from "../fault_schedule.ts";
 import type { Violation } from "../membership_observer.ts";
 import { dropReasonName, latencySampler, NetworkModel } from "../network.ts";
@@ -2231,23 +2231,14 @@ export class SporeSimulation {
   }
 
   run(onProgress?: (p: SporeProgress) => void, sliceEvents = 200_000): void {
-    const stopAt = this.opts.stopAtEvent ?? Infinity;
-    while (!this.violation && this.engine.events < stopAt) {
-      const budget = Math.min(sliceEvents, stopAt - this.engine.events);
-      const done = this.engine.run(this.durationMs, budget);
-      onProgress?.({
-        virtualMs: this.engine.now,
-        durationMs: this.durationMs,
-        events: this.engine.events,
-      });
-      if (done < budget || this.engine.peekTime() > this.durationMs) break;
-    }
-    for (const n of this.nodes) {
-      if (n.up) {
-        n.upMs += this.engine.now - n.upSince;
-        n.upSince = this.engine.now;
-      }
-    }
+    runSliced(this.engine, {
+      durationMs: this.durationMs,
+      stopAt: this.opts.stopAtEvent ?? Infinity,
+      sliceEvents,
+      stop: () => this.violation !== null,
+      onProgress,
+    });
+    closeUptime(this.nodes, this.engine.now);
   }
 
   get traceHash(): string {

@@ -4,7 +4,13 @@
  * with `metrics.spores` and, when the scenario stores objects, `metrics.storage`.
  */
 import { DISCARD_REASONS } from "../../core/spores/types.ts";
-import { csv, replayCommand, type Summary, writeFilesAtomically } from "../summary.ts";
+import {
+  csv,
+  type Summary,
+  summaryOf,
+  type SummaryOptions,
+  writeFilesAtomically,
+} from "../summary.ts";
 import type { SporeSimulation } from "./simulation.ts";
 import type { StorageModel } from "./storage.ts";
 
@@ -13,30 +19,10 @@ export type StorageMetrics = ReturnType<StorageModel["metrics"]>;
 
 export type SporeSummary = Summary<{ spores: SporeMetrics; storage?: StorageMetrics }>;
 
-export function buildSporeSummary(
-  sim: SporeSimulation,
-  opts: { scenarioFile: string; sets: string[]; wallMs: number; peakRssBytes: number },
-): SporeSummary {
-  const checks = sim.evaluateChecks();
+export function buildSporeSummary(sim: SporeSimulation, opts: SummaryOptions): SporeSummary {
   const metrics: SporeSummary["metrics"] = { spores: sim.metricsSummary() };
   if (sim.storage) metrics.storage = sim.storage.metrics();
-  return {
-    scenario: sim.scenario.name,
-    scenarioFile: opts.scenarioFile,
-    seed: sim.seed,
-    traceHash: sim.traceHash,
-    virtualMs: sim.virtualMs,
-    wallMs: Math.round(opts.wallMs),
-    events: sim.events,
-    eventsPerSec: Math.round(sim.events / Math.max(opts.wallMs / 1000, 1e-9)),
-    peakRssBytes: opts.peakRssBytes,
-    ok: checks.every((c) => c.ok),
-    checks,
-    faults: sim.faults.map((f) => ({ ...f })),
-    workload: sim.workload.map((w) => ({ ...w })),
-    metrics,
-    replay: replayCommand(opts.scenarioFile, sim.seed, opts.sets, sim.violation?.event),
-  };
+  return summaryOf(sim, opts, metrics);
 }
 
 const reasonColumn = (r: string) => `discarded_${r.replaceAll("-", "_")}`;
