@@ -673,6 +673,12 @@ export const checkSchema = z.discriminatedUnion("type", [
   /** Online, at each heal: every fork epoch a manual override started is flagged. */
   z.strictObject({ type: z.literal("spores.fork-flagged") }),
   /**
+   * End of run, on the newest certified Primary's chain: no node keeps an absence penalty for a
+   * round it spent on a minority side of a certified partition record, and every other absent
+   * voter of a committed block was penalised (DESIGN.md section 5, Trust).
+   */
+  z.strictObject({ type: z.literal("spores.absence-excused") }),
+  /**
    * Hyphae clients, online: no op fails while one of the client's Sclerotia was reachable
    * when it retried; no client holds fewer than min(connections, reachable Sclerotia) live
    * connections for longer than `within`.

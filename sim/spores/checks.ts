@@ -3,12 +3,123 @@
  * headline metrics. Safety checks run online in the simulation (a violation stops the run
  * and is reported first); here they report what they saw, and the liveness checks decide.
  */
+import type { NodeId } from "../../core/ids.ts";
+import { keptPenalties } from "../../core/spores/absence.ts";
+import { inMinority } from "../../core/spores/split_brain.ts";
 import { totalDiscarded } from "../../core/spores/types.ts";
+import { fromBp, stepBp, toBp } from "../../core/consensus/trust.ts";
 import { type CheckResult, firedCheck, violationResult } from "../checks.ts";
 import { latencyStats } from "../summary.ts";
+import { votersOf } from "./ledger.ts";
 import type { SporeSimulation } from "./simulation.ts";
 
 const s1 = (ms: number | null) => (ms === null ? "-" : `${(ms / 1000).toFixed(2)} s`);
+
+/** What `spores.absence-excused` found on the chain of the newest certified view. */
+export interface AbsenceAudit {
+  /** Rounds (blocks on the chain committed with a quorum) with at least one absent voter. */
+  readonly rounds: number;
+  /** Absences on the chain, recomputed from each block's base voters and live side voters. */
+  readonly absences: number;
+  /** Of those, on a minority side of a certified partition record (to be excused). */
+  readonly inMinority: number;
+  readonly partitionRecords: number;
+  /** Penalties applied, excused (refunded) and still kept, from the newest view's book. */
+  readonly applied: number;
+  readonly excused: number;
+  readonly kept: number;
+  /** Penalties kept for a round in which the node was on a minority side. */
+  readonly unexcused: ReadonlyArray<{ node: NodeId; round: number }>;
+  /** Absences outside any minority side without the penalty (or with a wrong one). */
+  readonly unpenalized: ReadonlyArray<{ node: NodeId; round: number; why: string }>;
+}
+
+/**
+ * Audits absence penalties independently of how the ledger applied them: walks the chain of
+ * the newest certified view, recomputes every round's absent voters (base view's voters not
+ * among the side's live voters), and compares with the view's book and partition records.
+ */
+export function auditAbsences(sim: SporeSimulation): AbsenceAudit {
+  const ledger = sim.ledger;
+  const newest = ledger.newest;
+  const book = ledger.absenceOf(newest);
+  const records = book.partitions;
+  const votersAt = new Map<number, readonly NodeId[]>();
+  const bases = new Map<number, ReturnType<typeof ledger.viewOfBlockId>>();
+  for (const b of ledger.chainOf(newest)) {
+    const base = ledger.viewOfBlockId(b.parent);
+    votersAt.set(b.height, base ? votersOf(base) : []);
+    bases.set(b.height, base);
+  }
+  const membersAt = (r: number) => votersAt.get(r) ?? [];
+  let rounds = 0;
+  let absences = 0;
+  let minority = 0;
+  const unpenalized: Array<{ node: NodeId; round: number; why: string }> = [];
+  for (const b of ledger.chainOf(newest)) {
+    if (!b.quorum) continue; // trust changes need a quorum: an override block penalises nobody
+    const present = new Set(b.sideVoters);
+    const absent = membersAt(b.height).filter((v) => !present.has(v));
+    if (absent.length > 0) rounds++;
+    for (const node of absent) {
+      absences++;
+      if (inMinority(node, b.height, records, membersAt)) {
+        minority++;
+        continue;
+      }
+      const bp = book.taken.get(node)?.get(b.height);
+      const before = toBp(bases.get(b.height)?.trust.get(node) ?? 0);
+      const want = before - stepBp(before, "absent");
+      if (bp === undefined) unpenalized.push({ node, round: b.height, why: "no penalty" });
+      else if (bp !== want) {
+        unpenalized.push({ node, round: b.height, why: `${bp} bp taken, ${want} due` });
+      }
+    }
+  }
+  const kept = keptPenalties(book);
+  const unexcused = kept
+    .filter((k) => inMinority(k.node, k.round, records, membersAt))
+    .map(({ node, round }) => ({ node, round }));
+  return {
+    rounds,
+    absences,
+    inMinority: minority,
+    partitionRecords: records.length,
+    applied: book.applied,
+    excused: book.excused,
+    kept: kept.length,
+    unexcused,
+    unpenalized,
+  };
+}
+
+function absenceCheck(sim: SporeSimulation, name: string): CheckResult {
+  const a = auditAbsences(sim);
+  const fail = (detail: string) =>
+    violationResult({ check: name, detail, event: sim.events, t: sim.virtualMs });
+  if (a.unexcused.length > 0) {
+    const e = a.unexcused[0];
+    return fail(
+      `${a.unexcused.length} absence penalties kept for rounds spent in a minority partition ` +
+        `recorded in the certified Primary, e.g. ${sim.nameOf(e.node)} in round ${e.round}`,
+    );
+  }
+  if (a.unpenalized.length > 0) {
+    const e = a.unpenalized[0];
+    return fail(
+      `${a.unpenalized.length} absences outside any minority partition not penalised, e.g. ` +
+        `${sim.nameOf(e.node)} in round ${e.round} (${e.why})`,
+    );
+  }
+  return {
+    name,
+    ok: true,
+    detail: `${a.absences} absences in ${a.rounds} rounds: ${a.applied} penalties applied, ` +
+      `${a.excused} excused by ${a.partitionRecords} certified partition record(s) ` +
+      `(${a.inMinority} absences on minority sides), ${a.kept} kept; every other absence ` +
+      `penalised`,
+  };
+}
 
 export function evaluateSporeChecks(sim: SporeSimulation): CheckResult[] {
   const out: CheckResult[] = [];
@@ -170,6 +281,9 @@ export function evaluateSporeChecks(sim: SporeSimulation): CheckResult[] {
               }`,
         });
         break;
+      case "spores.absence-excused":
+        out.push(absenceCheck(sim, spec.type));
+        break;
       case "storage.class": {
         const bad = sim.storage?.ineligibleReplicas() ?? [];
         out.push({
@@ -313,6 +427,7 @@ export function sporeMetrics(sim: SporeSimulation) {
       failures: c.clientFailures,
       refreshes: c.clientRefreshes,
     },
+    absence: absenceMetrics(sim),
     splitBrain: {
       overrides: c.overrides,
       overridesIgnored: c.overridesIgnored,
@@ -331,5 +446,18 @@ export function sporeMetrics(sim: SporeSimulation) {
     messagesPerNodePerSec: nodeSeconds > 0 ? round(sim.totalMsgs / nodeSeconds) : 0,
     drops: sim.dropCounts(),
     logs: Object.fromEntries(sim.logCounts),
+  };
+}
+
+/** Absence penalties of the newest certified view's chain (summary.json `absence`). */
+function absenceMetrics(sim: SporeSimulation) {
+  const book = sim.ledger.absenceOf(sim.ledger.newest);
+  return {
+    applied: book.applied,
+    excused: book.excused,
+    kept: keptPenalties(book).length,
+    refunded: fromBp(book.refundedBp),
+    partitionRecords: book.partitions.length,
+    partitionRecordsSubmitted: sim.partitionRecordsSubmitted,
   };
 }

@@ -11,8 +11,23 @@
  * what a checker asks: which view was certified at a height, were two blocks ever committed
  * at one height, did a side commit without a quorum. With the `any` commit rule (a test knob)
  * two sides do commit at one height: the views then form a tree, not a chain.
+ *
+ * Absence penalties (DESIGN.md section 5, Trust): a round is a committed block. Each block
+ * committed with a quorum penalises the voters of its base view that are not among the
+ * committing side's live voters (`Block.sideVoters`), as part of the view it produces (`penalizeAbsences`, with the points
+ * taken kept in the view's `AbsenceBook`). A `partition` operation carries a partition as the
+ * certified membership saw it on heal (groups and the rounds [from, to) it covered); applying
+ * it refunds exactly the penalties of nodes that were on a minority side in those rounds
+ * (`excusePartition`). Everything is a function of the chain, so every replica agrees.
  */
 import type { NodeId } from "../../core/ids.ts";
+import {
+  type AbsenceBook,
+  EMPTY_ABSENCE_BOOK,
+  excusePartition,
+  penalizeAbsences,
+} from "../../core/spores/absence.ts";
+import type { PartitionRecord } from "../../core/spores/split_brain.ts";
 import type { PrimaryView } from "../../core/spores/primary.ts";
 import type { Tier } from "../../core/spores/types.ts";
 import { compareStrings } from "../../core/spores/types.ts";
@@ -24,7 +39,21 @@ export type PrimaryOp =
   | { readonly kind: "exclude"; readonly node: NodeId }
   /** Promotion of a Rhizomorph to Dynamic Sclerotia, or its demotion (a member's tier). */
   | { readonly kind: "tier"; readonly node: NodeId; readonly tier: Tier }
-  | { readonly kind: "config"; readonly key: string; readonly value: string };
+  | { readonly kind: "config"; readonly key: string; readonly value: string }
+  /** A healed partition, as the certified membership saw it: excuses minority absences. */
+  | { readonly kind: "partition"; readonly record: PartitionRecord };
+
+/** A view the ledger certified: a Primary view and its absence book. */
+export interface LedgerView extends PrimaryView {
+  readonly absence: AbsenceBook;
+}
+
+export interface LedgerOptions {
+  /** false: partition records are kept but excuse nothing (spores.absence-excused). */
+  readonly excuseAbsences?: boolean;
+  /** false: absent voters are not penalised (spores.absence-excused). */
+  readonly penalizeAbsences?: boolean;
+}
 
 export interface PendingOp {
   readonly id: number;
@@ -50,6 +79,8 @@ export interface Block {
   readonly sideVoters: readonly NodeId[];
   readonly voters: number;
   readonly quorum: boolean;
+  /** Voters of the base view not among `sideVoters`, penalised in this round (none without a quorum). */
+  readonly absent: readonly NodeId[];
 }
 
 /** Voters of a view: Sclerotia members with trust >= the vote threshold, not excluded. */
@@ -69,6 +100,7 @@ export class PrimaryLedger {
   /** The first view certified at each height (the chain; forks only with the `any` rule). */
   private readonly byHeight = new Map<number, PrimaryView>();
   private readonly blockOf = new WeakMap<PrimaryView, string>();
+  private readonly viewOfBlock = new Map<string, LedgerView>();
   private readonly certified = new WeakSet<PrimaryView>();
   private readonly votersCache = new WeakMap<PrimaryView, NodeId[]>();
   /** Heights at which more than one block was committed. */
@@ -80,8 +112,9 @@ export class PrimaryLedger {
   constructor(
     readonly network: string,
     genesis: ReadonlyArray<{ id: NodeId; tier: Tier; trust: number }>,
+    private readonly opts: LedgerOptions = {},
   ) {
-    const v: PrimaryView = {
+    const v: LedgerView = {
       network,
       height: 1,
       certified: true,
@@ -89,14 +122,16 @@ export class PrimaryLedger {
       trust: new Map(genesis.map((g) => [g.id, g.trust])),
       excluded: new Set(),
       config: new Map(),
+      absence: EMPTY_ABSENCE_BOOK,
     };
     this.record(v, "genesis");
     this.newest = v;
   }
 
-  private record(v: PrimaryView, id: string): void {
+  private record(v: LedgerView, id: string): void {
     this.certified.add(v);
     this.blockOf.set(v, id);
+    this.viewOfBlock.set(id, v);
     if (!this.byHeight.has(v.height)) this.byHeight.set(v.height, v);
   }
 
@@ -117,6 +152,31 @@ export class PrimaryLedger {
 
   blockIdOf(v: PrimaryView): string | undefined {
     return this.blockOf.get(v);
+  }
+
+  /** The certified view a block produced ("genesis": the genesis view). */
+  viewOfBlockId(id: string): LedgerView | undefined {
+    return this.viewOfBlock.get(id);
+  }
+
+  /** The absence book of the certified view `v` stands for (empty if none). */
+  absenceOf(v: PrimaryView): AbsenceBook {
+    const t = this.truthFor(v) as LedgerView | undefined;
+    return t?.absence ?? EMPTY_ABSENCE_BOOK;
+  }
+
+  /** The blocks from genesis to the one that produced `v` (the chain `v` extends). */
+  chainOf(v: PrimaryView): Block[] {
+    const byId = new Map(this.blocks.map((b) => [b.id, b]));
+    const out: Block[] = [];
+    let id = this.blockOf.get(this.truthFor(v) ?? v);
+    while (id !== undefined && id !== "genesis") {
+      const b = byId.get(id);
+      if (!b) break;
+      out.push(b);
+      id = b.parent;
+    }
+    return out.reverse();
   }
 
   voters(v: PrimaryView): NodeId[] {
@@ -173,7 +233,20 @@ export class PrimaryLedger {
     quorum: boolean,
   ): { view: PrimaryView; block: Block } {
     const members = new Map(base.members);
-    const trust = new Map(base.trust);
+    let trust = new Map(base.trust);
+    const height = base.height + 1;
+    // The absences of this round, from the base view's voters (before this block's ops).
+    // Trust changes need a BFT quorum: a block without one (an override, a test rule)
+    // penalises nobody, or a minority side could vote the other side out of the voter set.
+    const baseVoters = this.voters(base);
+    const present = new Set(sideVoters);
+    const penalize = quorum && (this.opts.penalizeAbsences ?? true);
+    const absent = penalize ? baseVoters.filter((v) => !present.has(v)) : [];
+    const book = this.absenceOf(base);
+    let absence = penalize
+      ? penalizeAbsences({ trust, book }, height, baseVoters, sideVoters)
+      : { trust, book };
+    if (absence.trust !== trust) trust = new Map(absence.trust);
     const excluded = new Set(base.excluded);
     const config = new Map(base.config);
     for (const p of ops) {
@@ -198,16 +271,26 @@ export class PrimaryLedger {
         case "config":
           config.set(op.key, op.value);
           break;
+        case "partition":
+          absence = excusePartition(
+            { trust, book: absence.book },
+            op.record,
+            excluded,
+            this.opts.excuseAbsences ?? true,
+          );
+          if (absence.trust !== trust) trust = new Map(absence.trust);
+          break;
       }
     }
-    const view: PrimaryView = {
+    const view: LedgerView = {
       network: this.network,
-      height: base.height + 1,
+      height,
       certified: true,
       members,
       trust,
       excluded,
       config,
+      absence: absence.book,
     };
     const id = `${view.height}/${this.blocks.length}`;
     if (this.byHeight.has(view.height)) this.forks.push(view.height);
@@ -219,8 +302,9 @@ export class PrimaryLedger {
       at: now,
       ops: ops.length,
       sideVoters,
-      voters: this.voters(base).length,
+      voters: baseVoters.length,
       quorum,
+      absent,
     };
     this.blocks.push(block);
     this.opsCommitted += ops.length;

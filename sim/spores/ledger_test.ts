@@ -78,3 +78,27 @@ Deno.test("the ledger applies operations into certified views and records every 
   assert.deepEqual(l.forks, [2]);
   assert.equal(l.viewAt(2), view, "the first block of a height stays the reference");
 });
+
+Deno.test("the ledger penalises absent voters per block and a partition record excuses them", () => {
+  const ids = [1, 2, 3, 4].map(testNode);
+  const l = new PrimaryLedger(
+    NET,
+    ids.map((id) => ({ id, tier: "sclerotia" as Tier, trust: 0.9 })),
+  );
+  let v = l.newest;
+  // Heights 2..4: node 4 is on the other side of a 3|1 split; height 3 also misses node 1.
+  for (const side of [ids.slice(0, 3), ids.slice(1, 3), ids.slice(0, 3)]) {
+    l.submit({ kind: "config", key: "k", value: `${v.height}` }, -1, 0);
+    v = l.commit(v, [...l.pending], 0, side, side.length >= 3).view;
+  }
+  assert.deepEqual(l.blocks.map((b) => b.absent.length), [1, 0, 1], "no quorum: no penalty");
+  assert.equal(v.trust.get(ids[3]), 0.86);
+  assert.equal(v.trust.get(ids[0]), 0.9);
+  const record = { fromRound: 2, toRound: 5, groups: [ids.slice(0, 3), [ids[3]]] };
+  l.submit({ kind: "partition", record }, -1, 0);
+  const healed = l.commit(v, [...l.pending], 0, ids, true).view;
+  assert.equal(healed.trust.get(ids[3]), 0.9, "refunded exactly");
+  assert.equal(l.absenceOf(healed).excused, 2);
+  assert.equal(l.absenceOf(v).excused, 0, "the earlier view's book is unchanged");
+  assert.deepEqual(l.chainOf(healed).map((b) => b.height), [2, 3, 4, 5]);
+});

@@ -216,6 +216,10 @@ export interface SporeSimOptions {
   clientNoRefresh?: boolean;
   /** Heals adopt a chain without flagging the override's fork epoch (spores.fork-flagged). */
   skipForkFlag?: boolean;
+  /** Partition records excuse no absence penalty (spores.absence-excused). */
+  noAbsenceExcuse?: boolean;
+  /** Absent voters are never penalised (spores.absence-excused). */
+  noAbsencePenalty?: boolean;
 }
 
 /** A side of the current partition that made a manual override (until the heal). */
@@ -330,6 +334,14 @@ export class SporeSimulation {
   private sidesList: Side[] = [];
   private partitionKey = "";
   private partitionSince = 0;
+  /**
+   * The current partition as the absence excuse will record it: node indices by side (every
+   * node, up or not: the side the connectivity model puts it on) and the first round
+   * (block height) committed during it.
+   */
+  private partitionOpen: { groups: number[][]; fromRound: number } | null = null;
+  /** Partition records submitted to the Primary on heal (the absence excuse). */
+  partitionRecordsSubmitted = 0;
   /** The epoch chain every side shares (genesis first). */
   epochs: Epoch[];
   /** Sides of the current partition that made an override, by side key. */
@@ -538,6 +550,7 @@ export class SporeSimulation {
         tier: n.tier,
         trust: n.admitTrust,
       })),
+      { excuseAbsences: !opts.noAbsenceExcuse, penalizeAbsences: !opts.noAbsencePenalty },
     );
     this.seeds = new SeedFiles(this.sp.seed.locations);
     this.workloadUntil = this.sp.workload.until ?? 0.8 * this.durationMs;
@@ -1319,6 +1332,35 @@ export class SporeSimulation {
     return [...by.values()];
   }
 
+  /**
+   * The partition shape changed (a heal, or another split): the partition that ended is
+   * submitted to the Primary as the certified membership saw it, i.e. its sides restricted to
+   * the members of the newest certified view, with the rounds committed while it lasted, so
+   * that the minority sides' absences of those rounds are excused. A partition during which
+   * nothing committed penalised nobody and is not recorded. Then the next one opens.
+   */
+  private recordPartition(): void {
+    const open = this.partitionOpen;
+    const toRound = this.ledger.newest.height + 1;
+    if (open && toRound > open.fromRound) {
+      const members = this.ledger.newest.members;
+      const groups = open.groups
+        .map((g) => g.map((i) => this.nodes[i].id).filter((id) => members.has(id)))
+        .filter((g) => g.length > 0)
+        .map((g) => g.sort(compareStrings));
+      this.ledger.submit(
+        { kind: "partition", record: { fromRound: open.fromRound, toRound, groups } },
+        -1,
+        this.engine.now,
+      );
+      this.partitionRecordsSubmitted++;
+      this.trace("partition-record", "", `rounds [${open.fromRound}, ${toRound})`);
+    }
+    this.partitionOpen = this.partitionRules().length > 0
+      ? { groups: this.groupSides(() => true), fromRound: toRound }
+      : null;
+  }
+
   private blockTick(): void {
     const now = this.engine.now;
     const rule = this.sp.primary.quorum;
@@ -1330,6 +1372,7 @@ export class SporeSimulation {
       this.partitionKey = key;
       this.partitionSince = now;
       this.healForks();
+      this.recordPartition();
       if (this.network.rules.some((r) => r.kind === "partition")) this.counters.partitionsSeen++;
     }
     const sides: Side[] = [];
@@ -1903,7 +1946,7 @@ export class SporeSimulation {
     d[b] = (d[b] ?? 0) + 1;
   }
 
-  private nameOf(id: NodeId): string {
+  nameOf(id: NodeId): string {
     return this.byId.get(id)?.name ?? id.slice(0, 8);
   }
 

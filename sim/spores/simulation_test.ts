@@ -204,6 +204,45 @@ Deno.test("spores.fork-flagged fails when an override's fork heals unflagged", (
   fails(s, "spores.fork-flagged", { skipForkFlag: true }, /healed unflagged/);
 });
 
+Deno.test("spores.absence-excused fails when partition records excuse nothing", () => {
+  // s-3 alone on one side: the other three voters hold quorum(4) = 3 and commit while s-3 is
+  // absent; on heal the partition is recorded in the Primary and excuses those rounds.
+  const minority = {
+    faults: [{ type: "partition", at: "5s", until: "12s", groups: [["s[0..2]", "r", "h"], "s-3"] }],
+  };
+  const s = scenario(
+    [{ type: "spores.absence-excused" }, { type: "spores.single-writer" }],
+    { workload: { cpWriteMs: "500ms" } },
+    minority,
+  );
+  const m = passes(s).metricsSummary().absence;
+  assert.ok(m.applied > 0 && m.excused > 0, JSON.stringify(m));
+  assert.equal(m.partitionRecords, 1);
+  assert.equal(m.kept, m.applied - m.excused);
+  fails(
+    s,
+    "spores.absence-excused",
+    { noAbsenceExcuse: true },
+    /kept for rounds spent in a minority/,
+  );
+});
+
+Deno.test("spores.absence-excused fails when a crashed voter is not penalised", () => {
+  const crash = { faults: [{ type: "crash", at: "5s", nodes: "s-3" }] };
+  const s = scenario(
+    [{ type: "spores.absence-excused" }],
+    { workload: { cpWriteMs: "500ms" } },
+    crash,
+  );
+  const sim = passes(s);
+  const m = sim.metricsSummary().absence;
+  assert.ok(m.applied > 0 && m.excused === 0 && m.kept === m.applied, JSON.stringify(m));
+  // Eleven absences take a genesis voter from 0.9 below the vote threshold: it loses its vote.
+  assert.equal(m.applied, 11);
+  assert.equal(sim.ledger.voters(sim.ledger.newest).length, 3);
+  fails(s, "spores.absence-excused", { noAbsencePenalty: true }, /not penalised/);
+});
+
 Deno.test("storage.class fails when placement ignores the class", () => {
   const s = scenario([{ type: "storage.class" }], {}, {
     storage: { ...STORAGE, writes: { ...STORAGE.writes, classes: { Critical: 1 } } },

@@ -226,6 +226,14 @@ export function formatSporeSummary(s: SporeSummary): string {
       `${cl.ops} ops, ${cl.retries} retried, ${cl.failures} failed, ${cl.refreshes} refreshes`,
     ]);
   }
+  const ab = m.absence;
+  if (ab.applied + ab.partitionRecords > 0) {
+    rows.push([
+      "absences",
+      `${ab.applied} penalties applied, ${ab.excused} excused by ${ab.partitionRecords} ` +
+      `partition record(s) (${ab.refunded} trust refunded), ${ab.kept} kept`,
+    ]);
+  }
   if (m.splitBrain.overrides > 0) {
     const sb = m.splitBrain;
     rows.push([
