@@ -29,6 +29,8 @@ export interface AdminView {
     url: URL,
     body: string,
   ): Promise<{ status: number; body: unknown } | null>;
+  /** The spores endpoints (`/v1/spores...`, spores_api.ts). */
+  spores?(method: string, url: URL): BinaryReply;
   /** The object API (`/v1/objects/...`): raw request and response bodies. */
   objects?: {
     /** Largest request body accepted (413 beyond). */
@@ -138,6 +140,10 @@ export function startAdmin(view: AdminView, bind: string, port: number): Promise
       handle().catch((e) => json(res, 500, { error: String(e?.message ?? e) }));
       return;
     }
+    if ((url.pathname === "/v1/spores" || url.pathname.startsWith("/v1/spores/")) && view.spores) {
+      sendReply(res, view.spores(req.method ?? "GET", url));
+      return;
+    }
     const isApi = url.pathname.startsWith("/v1/kv/") || url.pathname === "/v1/ops" ||
       url.pathname.startsWith("/v1/consensus/") || url.pathname.startsWith("/v1/ram/");
     if (isApi && view.api) {
@@ -200,6 +206,9 @@ export function startAdmin(view: AdminView, bind: string, port: number): Promise
               "/v1/ram/vms/{id}/epochs",
               "/v1/ram/vms/{id}/migrate",
               "/v1/objects/{id}",
+              "/v1/spores",
+              "/v1/spores/latent",
+              "/v1/spores/seed",
             ],
           });
       }

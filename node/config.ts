@@ -34,6 +34,9 @@ import { isNodeId } from "../core/ids.ts";
 import { maxChunkPages, ramChunkFrameBytes } from "./ram_codec.ts";
 import { ramSectionSchema } from "./ram_config.ts";
 import { storageSectionSchema } from "./objects_config.ts";
+import { sporeGossipConfigSchema } from "../core/spores/gossip.ts";
+import { latentConfigSchema } from "../core/spores/latent.ts";
+import { seedConfigSchema } from "../core/spores/seed.ts";
 
 // ---------------------------------------------------------------------------------------
 // Addresses
@@ -132,7 +135,30 @@ export const adminSectionSchema = z.strictObject({
 });
 
 export const joinSectionSchema = z.strictObject({
-  seeds: z.array(hostPortSchema).default([]).describe("gossip addresses to join through"),
+  seeds: z.array(hostPortSchema).default([]).describe(
+    "Latent entry points: gossip addresses of any member, tried last (node/bootstrap.ts)",
+  ),
+  rhizomorphs: z.array(hostPortSchema).default([]).describe(
+    "Rhizomorph contacts (gossip addresses), tried after the cached spore",
+  ),
+  attemptTimeoutMs: z.number().positive().finite().default(2000).describe(
+    "a discovery attempt with no member answering is given up after this long (ms)",
+  ),
+  retryMs: z.number().positive().finite().default(1000).describe(
+    "after every discovery source failed, start over after this long (ms)",
+  ),
+});
+
+export const sporesSectionSchema = z.strictObject({
+  gossip: sporeGossipConfigSchema.prefault({}),
+  latent: latentConfigSchema.prefault({}),
+  seed: seedConfigSchema.extend({
+    write: z.array(
+      z.string().min(1).max(4096).refine((p) => !p.includes("://"), "expected a file path"),
+    ).max(16).default([]).describe(
+      "file paths this node writes its seed spore to (it always keeps one in its data dir)",
+    ),
+  }).prefault({}),
 });
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
@@ -162,6 +188,7 @@ export const nodeConfigSchema = z.strictObject({
   log: logSectionSchema.prefault({}),
   ram: ramSectionSchema.prefault({}).describe("distributed RAM (VM memory replication)"),
   storage: storageSectionSchema.prefault({}).describe("object storage (chunks, replicas)"),
+  spores: sporesSectionSchema.prefault({}).describe("Latent gossip and Seed spore files"),
 }).superRefine((cfg, ctx) => {
   // Epoch chunks travel as stream frames (NodeRam shrinks chunks to fit): one page must fit.
   const max = cfg.streams?.maxFrameBytes;

@@ -62,7 +62,7 @@ Deno.test("config: defaults", async () => {
     heartbeat: { intervalMs: 1000, timeoutMs: 4000, connectTimeoutMs: 3000 },
   });
   assert.deepEqual(cfg.admin, { bind: "127.0.0.1", port: 8080 });
-  assert.deepEqual(cfg.join, { seeds: [] });
+  assert.deepEqual(cfg.join, { seeds: [], rhizomorphs: [], attemptTimeoutMs: 2000, retryMs: 1000 });
   assert.deepEqual(cfg.membership, defaultSwimConfig);
   assert.deepEqual(cfg.log, { level: "info" });
   assert.deepEqual(parseNodeConfig(undefined), cfg);
@@ -424,6 +424,13 @@ Deno.test("config: the storage section: defaults, env overrides, errors naming t
     maxConcurrentDiskWrites: 8,
     maxConcurrentDiskReads: 8,
     maxQueuedDiskOps: 64,
+    repair: {
+      enabled: true,
+      intervalMs: 10_000,
+      afterDeathMs: 2000,
+      maxConcurrentCopies: 2,
+      extraProbes: 2,
+    },
     labels: {},
   });
   // A default chunk and its frame overhead fit the default stream frame.

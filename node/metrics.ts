@@ -58,6 +58,18 @@ export const METRIC_HELP: Readonly<Record<string, string>> = {
   mycelium_storage_gets_total: "Object GETs coordinated by this node, by outcome",
   mycelium_storage_put_bytes_total: "Object bytes acknowledged to PUT clients",
   mycelium_storage_get_bytes_total: "Object bytes returned to GET clients",
+  mycelium_spores_accepted_total: "Latent spore entries accepted from gossip",
+  mycelium_spores_discarded_total:
+    "Latent spore entries discarded, by reason (forged, stale, future-dated, wrong-network, ...)",
+  mycelium_spores_dropped_frames_total: "Spore frames dropped as malformed",
+  mycelium_spores_messages_sent_total: "Latent gossip messages sent",
+  mycelium_spores_latent_entries: "Node entries held in the Latent spore map",
+  mycelium_spores_seed_writes_total: "Seed spore snapshots this node signed and wrote",
+  mycelium_spores_seed_version: "Version of the seed spore this node wrote last",
+  mycelium_spores_seed_problems_total:
+    "Seed spores read and skipped, by problem (missing, truncated, tampered, stale, ...)",
+  mycelium_bootstrap_attempts_total: "Discovery attempts at start, by source and result",
+  mycelium_bootstrap_seconds: "Time from start to the end of discovery, by the source that worked",
   mycelium_storage_put_seconds: "Time from a PUT's body to its acknowledgement, seconds",
   mycelium_storage_get_seconds: "Time to find, fetch, verify (and decrypt) an object, seconds",
   mycelium_storage_fetch_seconds:
@@ -66,6 +78,15 @@ export const METRIC_HELP: Readonly<Record<string, string>> = {
     "Failed requests to replicas, by operation and reason (timeout, unreachable, busy, ...)",
   mycelium_storage_dropped_frames_total: "Object storage frames dropped, by reason",
   mycelium_storage_unsent_total: "Object storage replies that found no stream to the peer",
+  mycelium_storage_deletes_total: "Object DELETEs coordinated by this node, by outcome",
+  mycelium_storage_repairs_total:
+    "Re-replication copies this node made after failures, by kind (chunk, manifest)",
+  mycelium_storage_repair_bytes_total: "Chunk bytes copied by re-replication",
+  mycelium_storage_repair_failures_total: "Re-replication copies that failed",
+  mycelium_storage_repair_scans_total: "Repair scans this node ran",
+  mycelium_storage_under_replicated_chunks:
+    "Chunks of objects this node coordinates with fewer live replicas than their target " +
+    "(last repair scan)",
 };
 
 const NAME_RE = /^mycelium_[a-z0-9_]+$/;

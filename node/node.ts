@@ -8,6 +8,8 @@
  * SIGTERM leaves the cluster gracefully.
  */
 import { mkdir } from "node:fs/promises";
+import { statfsSync } from "node:fs";
+import { totalmem } from "node:os";
 import tls from "node:tls";
 import { join } from "node:path";
 import { IdInterner, type NodeId } from "../core/ids.ts";
@@ -42,6 +44,11 @@ import { objectsApi } from "./objects_api.ts";
 import { LABEL_RE } from "./objects_config.ts";
 import { type Tier, TIERS } from "../core/spores/types.ts";
 import { PROTOCOL_MAJOR, runtimeVersion, VERSION } from "./version.ts";
+import { FRAME_SPORES, NodeSpores, type SeedMember } from "./spores.ts";
+import { bootstrap, type BootstrapResult } from "./bootstrap.ts";
+import { sporesApi } from "./spores_api.ts";
+import { CONN_NEVER, type ConnSummary, recordConnEvent } from "../core/spores/latent.ts";
+import { RecordVerifier } from "./consensus.ts";
 
 export { FRAME_PING, FRAME_PONG } from "./streams.ts";
 
@@ -105,11 +112,21 @@ export class MyceliumNode {
   private readonly streamCounters: Record<string, number> = {};
   /** The latest inbound stream from each peer: a way back when our own stream is down. */
   private readonly inbound = new Map<NodeId, FramedSocket>();
+  /** Every open inbound stream: closed on stop (the TLS server waits for them to end). */
+  private readonly inboundAll = new Set<FramedSocket>();
   consensus: NodeConsensus | null = null;
   /** Distributed RAM: always on (VMs come from the config or the API). */
   ram: NodeRam | null = null;
   /** Object storage: always on. */
   objects: NodeObjects | null = null;
+  /** Latent gossip and Seed spores: always on. */
+  spores: NodeSpores | null = null;
+  /** How discovery brought this node in (null while it runs). */
+  bootstrapped: BootstrapResult | null = null;
+  /** Stream connections, condensed (the own Latent entry's connection events). */
+  private conn: ConnSummary = CONN_NEVER;
+  /** Protocol frames handled: the own Latent entry's processing volume. */
+  private processed = 0;
   private readonly startedAt = Date.now();
   private stopping = false;
 
@@ -191,8 +208,14 @@ export class MyceliumNode {
       metrics,
       {
         onFrame: (peer, type, body) => node?.onStreamFrame(peer, type, body) ?? false,
-        onOpen: (peer, conn) => node?.inbound.set(peer, conn),
+        onOpen: (peer, conn) => {
+          node?.inboundAll.add(conn);
+          node?.inbound.set(peer, conn);
+          node?.connEvent(true);
+        },
         onClose: (peer, conn) => {
+          node?.inboundAll.delete(conn);
+          node?.connEvent(false);
           if (node?.inbound.get(peer) === conn) {
             node.inbound.delete(peer);
             node.objects?.peerGone(peer);
@@ -203,16 +226,20 @@ export class MyceliumNode {
 
     const swim = new Swim({
       config: config.membership,
-      seedAddrs: config.join.seeds,
+      // Joins go through discovery (node/bootstrap.ts), one source at a time.
+      seedAddrs: [],
       addr: announce(advertise, streamAddress, config.node.tier, config.storage.labels),
       listener: (idx, from, to) => {
         if (from === to) return;
         const id = ids.id(idx);
+        if (to === MemberState.Alive) node?.spores?.addPeer(id);
         log.log(to === MemberState.Alive ? "info" : "warn", "member_state", {
           member: id,
           from: memberStateName[from] ?? "unknown",
           to: memberStateName[to],
         });
+        // Object storage: a death (or leave) schedules a repair scan (objects_repair.ts).
+        node?.objects?.memberChanged(id, memberStateName[to]);
       },
     });
     const host = new NodeHost<SwimMessage>({
@@ -283,6 +310,52 @@ export class MyceliumNode {
         peers: () => n.storagePeers(),
       });
       await node.objects.open();
+      node.objects.startRepair();
+    }
+    {
+      const n = node;
+      const signer = new RecordSigner(identity.keyPem, identity.publicKeyRaw);
+      const verifier = new RecordVerifier();
+      node.spores = new NodeSpores({
+        self: identity.nodeId,
+        network: identity.networkId,
+        tier: config.node.tier,
+        config: config.spores,
+        dataDir: config.node.dataDir,
+        sign: (payload) => signer.sign(payload),
+        verify: (signer, payload, sig) => verifier.verify(signer, payload, sig),
+        store,
+        metrics,
+        log: log.child("spores"),
+        sendFrame: (to, body) => n.sendFrame(to, FRAME_SPORES, body),
+        status: () => n.ownStatus(),
+        members: () => n.seedMembers(),
+        isMember: () => n.swim.isJoined && n.bootstrapped !== null,
+      });
+      await node.spores.start(node.storagePeers().map((p) => p.id));
+      const c = config.join;
+      void bootstrap({
+        self: identity.nodeId,
+        selfAddr: advertise,
+        rhizomorphs: c.rhizomorphs,
+        seedLocations: config.spores.seed.locations,
+        entryPoints: c.seeds,
+        attemptTimeoutMs: c.attemptTimeoutMs,
+        retryMs: c.retryMs,
+        spores: node.spores,
+        joinThrough: (addrs) => host.guard("join", () => swim.joinThrough(addrs)),
+        isJoined: () => swim.isJoined,
+        sclerotia: () =>
+          n.storagePeers()
+            .filter((p) => p.state === "alive" && p.tier === "sclerotia")
+            .map((p) => splitAnnounced(swim.addrOf(p.id)).gossip ?? ""),
+        stopped: () => n.stopping,
+        log: log.child("bootstrap"),
+        metrics,
+      }).then((r) => {
+        n.bootstrapped = r;
+        n.metrics.set("mycelium_bootstrap_seconds", r.ms / 1000, { source: r.source });
+      }).catch((e) => n.log.log("error", "bootstrap_failed", { error: e }));
     }
     node.admin = await startAdmin(node.adminView(), config.admin.bind, config.admin.port);
     log.log("info", "started", {
@@ -335,6 +408,7 @@ export class MyceliumNode {
 
   /** A frame on an inbound stream; true if it was ours to handle. */
   private onStreamFrame(peer: NodeId, type: number, body: Uint8Array): boolean {
+    this.processed++;
     if (type === FRAME_CONSENSUS && this.consensus) {
       this.consensus.onFrame(peer, body);
       return true;
@@ -345,6 +419,10 @@ export class MyceliumNode {
     }
     if (type === FRAME_OBJECTS && this.objects) {
       this.objects.onFrame(peer, body);
+      return true;
+    }
+    if (type === FRAME_SPORES && this.spores) {
+      this.spores.onFrame(peer, body);
       return true;
     }
     return false;
@@ -533,6 +611,7 @@ export class MyceliumNode {
           return { status: 503, body: { peer, error: (e as Error).message, attempt: s.attempt } };
         }
       },
+      spores: (method: string, url: URL) => sporesApi(this.spores, this.bootstrapped, method, url),
       api: (method: string, url: URL, body: string) =>
         url.pathname.startsWith("/v1/ram/") && this.ram
           ? ramApi(this.ram, method, url, body)
@@ -553,6 +632,61 @@ export class MyceliumNode {
         return { contentType: this.metrics.contentType, body: await this.metrics.render() };
       },
     };
+  }
+
+  private connEvent(up: boolean): void {
+    this.conn = recordConnEvent(this.conn, up, Date.now(), this.config.spores.latent.flapWindowMs);
+  }
+
+  /** This node's status for its signed Latent entry. */
+  ownStatus() {
+    const a = this.swim.awareness;
+    const mem = process.memoryUsage().rss / totalmem();
+    const disk = this.diskUsage();
+    return {
+      health: a === 0 ? "ok" as const : a < 4 ? "degraded" as const : "failing" as const,
+      // No certified Primary on the node: every node claims the starting trust.
+      trust: 0.5,
+      usage: {
+        cpu: 0,
+        memory: Math.min(1, mem),
+        storage: disk,
+        bandwidth: 0,
+      },
+      uptimeDiffMs: Date.now() - this.startedAt,
+      processingVolume: this.processed,
+      conn: this.conn,
+    };
+  }
+
+  private disk = { at: -Infinity, used: 0 };
+  /** Fraction of the data dir's file system in use (re-read at most every 10 s). */
+  private diskUsage(): number {
+    const now = Date.now();
+    if (now - this.disk.at > 10_000) {
+      this.disk.at = now;
+      try {
+        const s = statfsSync(this.config.node.dataDir);
+        this.disk.used = s.blocks > 0 ? Math.min(1, Math.max(0, 1 - s.bavail / s.blocks)) : 0;
+      } catch {
+        // statfs unsupported here: keep the last reading
+      }
+    }
+    return this.disk.used;
+  }
+
+  /** This node and the live members, for a seed spore. */
+  seedMembers(): SeedMember[] {
+    const out: SeedMember[] = [{
+      node: this.identity.nodeId,
+      tier: this.config.node.tier,
+      gossip: this.config.gossip.advertise ?? this.transport.address,
+    }];
+    for (const p of this.storagePeers()) {
+      const g = splitAnnounced(this.swim.addrOf(p.id)).gossip;
+      if (p.state === "alive" && g) out.push({ node: p.id, tier: p.tier, gossip: g });
+    }
+    return out;
   }
 
   /** Members alive or suspect, with the tier and labels they announced (for placement). */
@@ -613,6 +747,10 @@ export class MyceliumNode {
       consensus: this.consensus?.status() ?? null,
       ram: this.ram?.list() ?? [],
       storage: this.objects?.summary() ?? null,
+      spores: this.spores?.summary() ?? null,
+      bootstrap: this.bootstrapped
+        ? { ...this.bootstrapped, attempts: this.bootstrapped.attempts.length }
+        : null,
     };
   }
 
@@ -626,6 +764,7 @@ export class MyceliumNode {
     this.metrics.set("mycelium_swim_awareness", this.swim.awareness);
     this.consensus?.refreshGauges(this.metrics);
     this.objects?.refreshGauges();
+    this.spores?.refreshGauges();
     const t = this.transport;
     this.metrics.set("mycelium_datagrams_received", t.received);
     this.metrics.set("mycelium_datagrams_sent", t.sent);
@@ -660,7 +799,9 @@ export class MyceliumNode {
       clearTimeout(timer);
     }
     this.objects?.stop();
+    this.spores?.stop();
     this.streams.stopAll();
+    for (const c of [...this.inboundAll]) c.close("shutdown");
     await this.transport.close();
     await new Promise<void>((r) => this.tlsServer.close(() => r()));
     await this.admin?.close();

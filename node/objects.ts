@@ -37,6 +37,11 @@
  * Chunks are immutable (content-addressed), so one verified copy is enough at every
  * consistency level. A corrupt local copy is quarantined, counted, and rewritten from the
  * good copy (read repair).
+ *
+ * Failures and deletes (objects_repair.ts): repair scans (periodic, and soon after a member
+ * dies) re-replicate manifests and chunks to rf live nodes; DELETE writes a tombstone (a newer
+ * record marked deleted, which wins over stale copies) and drops the object's references to
+ * its chunks on every live member, a chunk going with its last reference (objects_store.ts).
  */
 import type { Logger, Metrics } from "../core/host.ts";
 import { DecodeError, MyceliumError } from "../core/errors.ts";
@@ -75,6 +80,8 @@ import {
   decodeObjects,
   encodeObjects,
   FRAME_OBJECTS,
+  type HaveAnswer,
+  type HaveQuery,
   isRequest,
   type ManifestRecord,
   maxChunkBytes,
@@ -82,6 +89,7 @@ import {
   type ObjectsReply,
   type ObjectsRequest,
 } from "./objects_codec.ts";
+import { batches, ObjectsRepair } from "./objects_repair.ts";
 import type { StorageSection } from "./objects_config.ts";
 import { decryptObject, deriveObjectKey, encryptObject } from "./objects_crypto.ts";
 import {
@@ -162,6 +170,17 @@ export interface PutResult {
   stored: number[];
   /** The nodes the manifest was sent to. */
   manifestReplicas: string[];
+}
+
+export interface DeleteResult {
+  id: string;
+  deleted: true;
+  /** The tombstone's version. */
+  version: { hlc: Hlc; writer: string };
+  /** The nodes the tombstone was sent to. */
+  manifestReplicas: string[];
+  /** Chunks of the deleted object. */
+  chunks: number;
 }
 
 /** The outcome of one request to a peer. */
@@ -363,6 +382,8 @@ export class NodeObjects {
   readonly maxChunk: number;
   /** The chunk size this node writes: storage.chunkSize, shrunk to fit a frame. */
   readonly chunkSize: number;
+  /** Re-replication scans (objects_repair.ts); started by `startRepair`. */
+  readonly repair: ObjectsRepair;
 
   constructor(private readonly p: NodeObjectsParts) {
     this.chunks = new ChunkStore(join(p.dataDir, "chunks"));
@@ -385,7 +406,42 @@ export class NodeObjects {
     }
     for (const outcome of ["ok", "not_found", "failed"]) {
       m.inc("mycelium_storage_gets_total", 0, { outcome });
+      m.inc("mycelium_storage_deletes_total", 0, { outcome });
     }
+    this.repair = new ObjectsRepair({
+      self: p.self,
+      config: p.config,
+      metrics: p.metrics,
+      log: p.log,
+      liveNodes: () => this.storageNodes(false),
+      manifests: () => this.manifests.list(),
+      storeManifest: async (record) => {
+        this.hlc = hlcReceive(this.hlc, clampHlc(record.version.hlc), Date.now());
+        await this.manifests.put(record);
+      },
+      have: (node, query) => this.haveFrom(node, query),
+      getManifest: async (node, objectId) => {
+        const r = await this.getManifestFrom(node, objectId);
+        return r.kind === "found" ? r.record : null;
+      },
+      putManifest: (node, record) => this.putManifestTo(node, record),
+      getChunk: async (node, id, want) => (await this.getChunkFrom(node, id, want)).bytes,
+      putChunk: (node, id, bytes, object) => this.putChunkTo(node, id, bytes, object),
+      releaseChunks: async (record, only) => {
+        await this.releaseChunks(record, only);
+      },
+      isStopped: () => this.stopped,
+    });
+  }
+
+  /** Starts the periodic repair scans (storage.repair). */
+  startRepair(): void {
+    this.repair.start();
+  }
+
+  /** SWIM saw a member change state: a death schedules a repair scan. */
+  memberChanged(id: NodeId, state: "alive" | "suspect" | "dead" | "left"): void {
+    this.repair.memberChanged(id, state);
   }
 
   /** Opens the stores (removing temporary files a crash left) and counts what is stored. */
@@ -414,6 +470,7 @@ export class NodeObjects {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.repair.stop();
     for (const p of [...this.pending.values()]) p.done({ t: "stopped" });
     this.pending.clear();
   }
@@ -429,6 +486,7 @@ export class NodeObjects {
       bytes: this.chunks.bytes,
       manifests: this.manifests.count,
       pendingRequests: this.pending.size,
+      repairScans: this.repair.scans,
     };
   }
 
@@ -559,7 +617,12 @@ export class NodeObjects {
     const sentTo: NodeId[][] = new Array(chunks.length);
     await runWindow([...byId], cfg.writeWindowChunks, async ([id, c]) => {
       const order = this.placementOrder(id, cls, nodes);
-      const r = c.r = replicate(order, rf, need, (node) => this.putChunkTo(node, id, c.bytes));
+      const r = c.r = replicate(
+        order,
+        rf,
+        need,
+        (node) => this.putChunkTo(node, id, c.bytes, objectId),
+      );
       for (const i of c.indexes) sentTo[i] = r.sentTo;
       this.track(r.settled);
       const q = await r.quorum;
@@ -607,13 +670,25 @@ export class NodeObjects {
     };
   }
 
-  /** Stores a chunk on `node`; null when it acknowledged (fsync'd), else why not. */
-  private async putChunkTo(node: NodeId, id: string, bytes: Uint8Array): Promise<string | null> {
+  /**
+   * Stores a chunk on `node`, referenced by `object`; null when it acknowledged (fsync'd),
+   * else why not.
+   */
+  private async putChunkTo(
+    node: NodeId,
+    id: string,
+    bytes: Uint8Array,
+    object: string,
+  ): Promise<string | null> {
     if (node === this.p.self) {
-      const r = await this.storeChunk(id, bytes, true);
+      const r = await this.storeChunk(id, bytes, true, object);
       return r === null ? null : r.error;
     }
-    const o = await this.request(node, { t: "put-chunk", chunk: id, bytes }, bytes.length);
+    const o = await this.request(
+      node,
+      { t: "put-chunk", chunk: id, bytes, object },
+      bytes.length,
+    );
     if (o.t === "ok") return null;
     return this.failure("put_chunk", o);
   }
@@ -655,6 +730,7 @@ export class NodeObjects {
     id: string,
     bytes: Uint8Array,
     verified: boolean,
+    object?: string,
   ): Promise<{ error: string; busy: boolean } | null> {
     if (!verified && sha256Hex(bytes) !== id) {
       return { error: "checksum mismatch: the bytes do not hash to the chunk id", busy: false };
@@ -663,7 +739,7 @@ export class NodeObjects {
     if (slot === null) return { error: "disk write queue full", busy: true };
     const release = await slot;
     try {
-      const r = await this.chunks.put(id, bytes, true);
+      const r = await this.chunks.put(id, bytes, true, object);
       this.p.metrics.inc("mycelium_storage_chunk_writes_total", 1);
       if (r === "written") this.p.metrics.inc("mycelium_storage_written_bytes_total", bytes.length);
       return null;
@@ -715,6 +791,13 @@ export class NodeObjects {
    * Strong: the newest among at least a read quorum of answers; Eventual: the first found.
    */
   async findManifest(objectId: string, consistency?: Consistency): Promise<ManifestRecord> {
+    const r = await this.findRecord(objectId, consistency);
+    if (r.deleted) throw new ObjectsError(404, `no object ${objectId} (deleted)`);
+    return r;
+  }
+
+  /** `findManifest`, tombstones included (the newest record may be one). */
+  private async findRecord(objectId: string, consistency?: Consistency): Promise<ManifestRecord> {
     const level = consistency ?? this.p.config.defaultConsistency;
     const rf = this.p.config.replicationFactor;
     const need = readQuorum(level, rf);
@@ -801,6 +884,152 @@ export class NodeObjects {
       );
     }
     throw new ObjectsError(404, `no object ${objectId}`);
+  }
+
+  // ---- delete ----
+
+  /**
+   * Deletes an object: a tombstone (the newest record with a newer version and `deleted`)
+   * goes to the manifest's placement targets, acknowledged by a write quorum of the object's
+   * consistency (or `consistency`); then every live member (and this node) drops the object's
+   * references to its chunks, deleting the chunks no other object references
+   * (objects_store.ts). ObjectsError 404 when there is no such object (or it is deleted).
+   */
+  async delete(objectId: string, consistency?: Consistency): Promise<DeleteResult> {
+    try {
+      const r = await this.deleteNow(objectId, consistency);
+      this.p.metrics.inc("mycelium_storage_deletes_total", 1, { outcome: "ok" });
+      return r;
+    } catch (e) {
+      const notFound = e instanceof ObjectsError && e.status === 404;
+      this.p.metrics.inc("mycelium_storage_deletes_total", 1, {
+        outcome: notFound ? "not_found" : "failed",
+      });
+      if (!notFound) {
+        this.p.log.log("warn", "storage_delete_failed", { object: objectId, error: e });
+      }
+      throw e;
+    }
+  }
+
+  private async deleteNow(objectId: string, consistency?: Consistency): Promise<DeleteResult> {
+    if (this.stopped) throw new ObjectsError(503, "the node is stopping");
+    const record = await this.findRecord(objectId, consistency);
+    if (record.deleted) throw new ObjectsError(404, `no object ${objectId} (deleted)`);
+    const level = consistency ?? record.manifest.consistency;
+    const rf = this.p.config.replicationFactor;
+    const need = writeQuorum(level, rf);
+    this.hlc = hlcTick(this.hlc, Date.now());
+    const tomb: ManifestRecord = {
+      ...record,
+      version: { hlc: this.hlc, writer: this.p.self },
+      deleted: true,
+    };
+    const nodes = this.storageNodes(false);
+    const morder = this.placementOrder(manifestKey(objectId), record.manifest.class, nodes);
+    const mr = replicate(morder, rf, need, (node) => this.putManifestTo(node, tomb));
+    this.track(mr.settled);
+    const mq = await mr.quorum;
+    if (!mq.ok) {
+      throw new ObjectsError(
+        503,
+        `tombstone: stored on ${mq.stored.length} of the ${need} replicas a ${level} delete ` +
+          `needs (${mq.errors.join("; ")})`,
+      );
+    }
+    const released = await this.releaseChunks(record);
+    this.p.log.log("info", "storage_object_deleted", {
+      object: objectId,
+      chunks: new Set(record.manifest.chunks).size,
+      chunksDeletedHere: released.deletedHere,
+      membersAsked: released.asked,
+      membersFailed: released.failed,
+    });
+    return {
+      id: objectId,
+      deleted: true,
+      version: tomb.version,
+      manifestReplicas: [...mr.sentTo],
+      chunks: record.manifest.chunks.length,
+    };
+  }
+
+  /**
+   * Drops `record`'s object's references to its chunks on this node and every live member
+   * (or only on `only`), in batches; a chunk left without references is deleted by its
+   * holder. Best effort: a member that does not answer keeps its copies (a leak, never a
+   * loss; the tombstone's coordinator asks again when it comes back, objects_repair.ts).
+   */
+  async releaseChunks(
+    record: ManifestRecord,
+    only?: ReadonlySet<NodeId>,
+  ): Promise<{ asked: number; failed: number; deletedHere: number }> {
+    const object = record.manifest.objectId;
+    const chunks = [...new Set(record.manifest.chunks)];
+    const out = { asked: 0, failed: 0, deletedHere: 0 };
+    if (chunks.length === 0) return out;
+    const targets = only ? [...only] : [...this.aliveSet()];
+    await runWindow(targets, 4, async (node) => {
+      out.asked++;
+      for (const b of batches(chunks, 2048)) {
+        if (node === this.p.self) {
+          for (const c of b) {
+            if ((await this.chunks.unref(c, object)) === "deleted") out.deletedHere++;
+          }
+          continue;
+        }
+        const o = await this.request(node, { t: "unref", unref: { object, chunks: b } }, 4096);
+        if (o.t !== "ok") {
+          out.failed++;
+          this.p.log.log("warn", "storage_unref_failed", {
+            object,
+            peer: node,
+            error: this.failure("unref", o),
+          });
+          return;
+        }
+      }
+    });
+    return out;
+  }
+
+  // ---- repair queries ----
+
+  /** The answer to a `have` query from this node's stores (see objects_repair.ts). */
+  private async localHave(q: HaveQuery): Promise<HaveAnswer> {
+    const manifests: Array<{ version: ManifestRecord["version"]; deleted: boolean } | null> = [];
+    for (const id of q.manifests) {
+      const r = await this.manifests.get(id);
+      manifests.push(
+        r.ok ? { version: r.record.version, deleted: r.record.deleted === true } : null,
+      );
+    }
+    const refs: string[] = [];
+    for (const g of q.refs) {
+      let bits = "";
+      for (const c of g.chunks) bits += (await this.chunks.holds(c, g.object)) ? "1" : "0";
+      refs.push(bits);
+    }
+    return { manifests, refs };
+  }
+
+  private async haveFrom(node: NodeId, query: HaveQuery): Promise<HaveAnswer | null> {
+    if (node === this.p.self) return await this.localHave(query);
+    const weight = 1024 + JSON.stringify(query).length;
+    const o = await this.request(node, { t: "have", query }, weight);
+    if (o.t !== "holding") {
+      this.failure("have", o);
+      return null;
+    }
+    const a = o.answer;
+    const ok = a.manifests.length === query.manifests.length &&
+      a.refs.length === query.refs.length &&
+      a.refs.every((bits, i) => bits.length === query.refs[i].chunks.length);
+    if (!ok) {
+      this.p.metrics.inc("mycelium_storage_failures_total", 1, { op: "have", reason: "bad" });
+      return null;
+    }
+    return a;
   }
 
   private aliveSet(): Set<NodeId> {
@@ -1153,7 +1382,7 @@ export class NodeObjects {
     const req = msg.req;
     switch (msg.t) {
       case "put-chunk": {
-        const e = await this.storeChunk(msg.chunk, msg.bytes, false);
+        const e = await this.storeChunk(msg.chunk, msg.bytes, false, msg.object);
         return e === null ? { t: "ok", req } : { t: "error", req, ...e };
       }
       case "get-chunk": {
@@ -1179,6 +1408,11 @@ export class NodeObjects {
         }
         return { t: "not-found", req, detail: r.kind === "corrupt" ? r.detail : undefined };
       }
+      case "have":
+        return { t: "holding", req, answer: await this.localHave(msg.query) };
+      case "unref":
+        for (const c of msg.unref.chunks) await this.chunks.unref(c, msg.unref.object);
+        return { t: "ok", req };
     }
   }
 

@@ -6,6 +6,8 @@
  *                                     {id, size, chunks, replicas, ...}
  *   GET /v1/objects/{id}              the bytes (application/octet-stream); 404 if absent
  *   GET /v1/objects/{id}?manifest=1   the manifest record (JSON)
+ *   DELETE /v1/objects/{id}           writes a tombstone and frees the object's chunks;
+ *                                     200 {id, deleted, version, ...}; 404 if absent
  * `{id}` is everything after /v1/objects/, percent-decoded (it may contain '/').
  * Input errors answer 400 with `{"error": "field: problem"}`.
  */
@@ -31,6 +33,7 @@ type Headers = Record<string, string | string[] | undefined>;
 const QUERY = {
   PUT: new Set(["class", "consistency"]),
   GET: new Set(["manifest", "consistency"]),
+  DELETE: new Set(["consistency"]),
 } as const;
 
 function header(h: Headers, name: string): string | undefined {
@@ -91,8 +94,11 @@ async function route(
   if (!url.pathname.startsWith(OBJECTS_PREFIX)) {
     throw new ObjectsError(404, `no such endpoint ${url.pathname} (expected /v1/objects/{id})`);
   }
-  if (method !== "GET" && method !== "PUT") {
-    throw new ObjectsError(405, `method ${method} not allowed on /v1/objects/{id} (GET, PUT)`);
+  if (method !== "GET" && method !== "PUT" && method !== "DELETE") {
+    throw new ObjectsError(
+      405,
+      `method ${method} not allowed on /v1/objects/{id} (GET, PUT, DELETE)`,
+    );
   }
   let id: string;
   try {
@@ -125,6 +131,9 @@ async function route(
     const cls = option(url, headers, "class", "x-mycelium-class", storageClassSchema);
     const r = await objects.put(id, body, { class: cls, consistency });
     return { status: 201, json: r };
+  }
+  if (method === "DELETE") {
+    return { status: 200, json: await objects.delete(id, consistency) };
   }
   const manifest = url.searchParams.get("manifest");
   if (manifest !== null && manifest !== "1" && manifest !== "0") {

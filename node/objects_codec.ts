@@ -6,7 +6,8 @@
  *
  * The header is validated with zod on decode. Requests carry a request id (`req`) chosen by
  * the sender; every reply echoes it. The payload is the chunk's bytes (`put-chunk`, `chunk`),
- * a manifest record as JSON (`put-manifest`, `manifest`), or empty (everything else).
+ * a manifest record as JSON (`put-manifest`, `manifest`), a JSON document (`have`, `holding`,
+ * `unref`: repair and delete, see objects_repair.ts), or empty (everything else).
  * Decoded chunk bytes are views into the body (no copy).
  *
  * Anything malformed (truncated, garbage, wrong types or ranges, a payload where none
@@ -62,6 +63,11 @@ export interface ManifestRecord {
   readonly version: Version;
   readonly plainSize: number;
   readonly replicas: readonly (readonly NodeId[])[];
+  /**
+   * A tombstone (DELETE): the object is gone as of `version`. It keeps the deleted record's
+   * manifest (class: placed like the object was; chunks: whose references to drop).
+   */
+  readonly deleted?: true;
 }
 
 export const manifestRecordSchema = z.strictObject({
@@ -69,6 +75,7 @@ export const manifestRecordSchema = z.strictObject({
   version: versionSchema,
   plainSize: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
   replicas: z.array(z.array(nodeId).max(MAX_HOLDERS)),
+  deleted: z.literal(true).optional(),
 }).superRefine((r, ctx) => {
   if (r.replicas.length !== r.manifest.chunks.length) {
     ctx.addIssue({
@@ -95,8 +102,31 @@ export function parseManifestRecord(doc: unknown, path = "record"): ManifestReco
 
 // ---- messages ----
 
+/**
+ * `have`: which of `chunks` the peer holds (each group asserts a reference from `object` to
+ * its chunks on the holder, see objects_store.ts) and the version of each object in
+ * `manifests` it holds. `holding` answers it: per group a string of '0'/'1' per chunk, per
+ * manifest its version and whether it is a tombstone (null: none here).
+ */
+export interface HaveQuery {
+  readonly manifests: readonly string[];
+  readonly refs: readonly { readonly object: string; readonly chunks: readonly string[] }[];
+}
+export interface HaveAnswer {
+  readonly manifests: readonly ({ readonly version: Version; readonly deleted: boolean } | null)[];
+  readonly refs: readonly string[];
+}
+/** `unref`: drop `object`'s references to `chunks`; a chunk left unreferenced is deleted. */
+export interface Unref {
+  readonly object: string;
+  readonly chunks: readonly string[];
+}
+
 export type ObjectsMessage =
-  | { t: "put-chunk"; req: number; chunk: string; bytes: Uint8Array }
+  | { t: "put-chunk"; req: number; chunk: string; bytes: Uint8Array; object?: string }
+  | { t: "have"; req: number; query: HaveQuery }
+  | { t: "unref"; req: number; unref: Unref }
+  | { t: "holding"; req: number; answer: HaveAnswer }
   | { t: "get-chunk"; req: number; chunk: string }
   | { t: "put-manifest"; req: number; record: ManifestRecord }
   | { t: "get-manifest"; req: number; objectId: string }
@@ -108,18 +138,52 @@ export type ObjectsMessage =
 
 export type ObjectsRequest = Extract<
   ObjectsMessage,
-  { t: "put-chunk" | "get-chunk" | "put-manifest" | "get-manifest" }
+  { t: "put-chunk" | "get-chunk" | "put-manifest" | "get-manifest" | "have" | "unref" }
 >;
 export type ObjectsReply = Exclude<ObjectsMessage, ObjectsRequest>;
 
+const REQUESTS = new Set([
+  "put-chunk",
+  "get-chunk",
+  "put-manifest",
+  "get-manifest",
+  "have",
+  "unref",
+]);
 export function isRequest(m: ObjectsMessage): m is ObjectsRequest {
-  return m.t === "put-chunk" || m.t === "get-chunk" || m.t === "put-manifest" ||
-    m.t === "get-manifest";
+  return REQUESTS.has(m.t);
 }
+
+/** Most entries (chunks, manifests) one `have` or `unref` carries. */
+export const MAX_QUERY_ITEMS = 4096;
+const haveQuerySchema = z.strictObject({
+  manifests: z.array(objectIdSchema).max(MAX_QUERY_ITEMS),
+  refs: z.array(z.strictObject({
+    object: objectIdSchema,
+    chunks: z.array(chunkIdSchema).max(MAX_QUERY_ITEMS),
+  })).max(MAX_QUERY_ITEMS),
+});
+const haveAnswerSchema = z.strictObject({
+  manifests: z.array(z.strictObject({ version: versionSchema, deleted: z.boolean() }).nullable())
+    .max(MAX_QUERY_ITEMS),
+  refs: z.array(z.string().regex(/^[01]*$/).max(MAX_QUERY_ITEMS)).max(MAX_QUERY_ITEMS),
+});
+const unrefSchema = z.strictObject({
+  object: objectIdSchema,
+  chunks: z.array(chunkIdSchema).max(MAX_QUERY_ITEMS),
+});
 
 const detail = z.string().max(MAX_ERROR_CHARS);
 const headerSchema = z.discriminatedUnion("t", [
-  z.strictObject({ t: z.literal("put-chunk"), req: reqId, chunk: chunkIdSchema }),
+  z.strictObject({
+    t: z.literal("put-chunk"),
+    req: reqId,
+    chunk: chunkIdSchema,
+    object: objectIdSchema.optional(),
+  }),
+  z.strictObject({ t: z.literal("have"), req: reqId }),
+  z.strictObject({ t: z.literal("unref"), req: reqId }),
+  z.strictObject({ t: z.literal("holding"), req: reqId }),
   z.strictObject({ t: z.literal("get-chunk"), req: reqId, chunk: chunkIdSchema }),
   z.strictObject({ t: z.literal("put-manifest"), req: reqId }),
   z.strictObject({ t: z.literal("get-manifest"), req: reqId, objectId: objectIdSchema }),
@@ -138,6 +202,12 @@ void everyKindHasASchema;
 
 const CHUNK_PAYLOAD = new Set(["put-chunk", "chunk"]);
 const RECORD_PAYLOAD = new Set(["put-manifest", "manifest"]);
+/** Kinds whose payload is a JSON document: the field it decodes to and its schema. */
+const JSON_PAYLOAD: Record<string, { field: string; schema: z.ZodType }> = {
+  have: { field: "query", schema: haveQuerySchema },
+  unref: { field: "unref", schema: unrefSchema },
+  holding: { field: "answer", schema: haveAnswerSchema },
+};
 
 // ---- encode ----
 
@@ -167,6 +237,24 @@ export function encodeObjects(msg: ObjectsMessage, alloc = newBody): Uint8Array 
     case "manifest": {
       const { record, ...rest } = msg;
       payload = utf8.encode(JSON.stringify(record));
+      head = rest;
+      break;
+    }
+    case "have": {
+      const { query, ...rest } = msg;
+      payload = utf8.encode(JSON.stringify(query));
+      head = rest;
+      break;
+    }
+    case "unref": {
+      const { unref, ...rest } = msg;
+      payload = utf8.encode(JSON.stringify(unref));
+      head = rest;
+      break;
+    }
+    case "holding": {
+      const { answer, ...rest } = msg;
+      payload = utf8.encode(JSON.stringify(answer));
       head = rest;
       break;
     }
@@ -250,6 +338,24 @@ export function decodeObjects(body: Uint8Array): ObjectsMessage {
       );
     }
     return { ...h, record: rec.data } as ObjectsMessage;
+  }
+  const json = JSON_PAYLOAD[h.t];
+  if (json) {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(utf8Strict.decode(payload));
+    } catch (e) {
+      throw new DecodeError(`${h.t} payload is not JSON: ${(e as Error).message}`, payloadAt, e);
+    }
+    const v = json.schema.safeParse(doc);
+    if (!v.success) {
+      throw new DecodeError(
+        `bad ${h.t} payload: ${formatZodError(v.error, json.field)}`,
+        payloadAt,
+        v.error,
+      );
+    }
+    return { ...h, [json.field]: v.data } as ObjectsMessage;
   }
   if (payload.length !== 0) {
     throw new DecodeError(`${h.t} carries ${payload.length} unexpected bytes`, payloadAt);

@@ -77,6 +77,51 @@ const record: fc.Arbitrary<ManifestRecord> = fc
 
 const message: fc.Arbitrary<ObjectsMessage> = fc.oneof(
   fc.record({ t: fc.constant("put-chunk" as const), req, chunk: hex64, bytes }),
+  fc.record({ t: fc.constant("put-chunk" as const), req, chunk: hex64, bytes, object: objectId }),
+  fc.record({
+    t: fc.constant("have" as const),
+    req,
+    query: fc.record({
+      manifests: fc.array(objectId, { maxLength: 4 }),
+      refs: fc.array(
+        fc.record({ object: objectId, chunks: fc.array(hex64, { maxLength: 4 }) }),
+        { maxLength: 3 },
+      ),
+    }),
+  }),
+  fc.record({
+    t: fc.constant("holding" as const),
+    req,
+    answer: fc.record({
+      manifests: fc.array(
+        fc.option(
+          fc.record({
+            version: fc.record({
+              hlc: fc.record({
+                ms: fc.integer({ min: 0, max: 2 ** 45 }),
+                c: fc.integer({ min: 0, max: 1000 }),
+              }),
+              writer: nodeId,
+            }),
+            deleted: fc.boolean(),
+          }),
+          { nil: null },
+        ),
+        { maxLength: 4 },
+      ),
+      refs: fc.array(fc.stringMatching(/^[01]{0,8}$/), { maxLength: 4 }),
+    }),
+  }),
+  fc.record({
+    t: fc.constant("unref" as const),
+    req,
+    unref: fc.record({ object: objectId, chunks: fc.array(hex64, { maxLength: 4 }) }),
+  }),
+  fc.record({
+    t: fc.constant("put-manifest" as const),
+    req,
+    record: record.map((r) => ({ ...r, deleted: true as const })),
+  }),
   fc.record({ t: fc.constant("get-chunk" as const), req, chunk: hex64 }),
   fc.record({ t: fc.constant("put-manifest" as const), req, record }),
   fc.record({ t: fc.constant("get-manifest" as const), req, objectId }),
@@ -86,7 +131,7 @@ const message: fc.Arbitrary<ObjectsMessage> = fc.oneof(
   fc.record({ t: fc.constant("not-found" as const), req }),
   fc.record({ t: fc.constant("not-found" as const), req, detail: text }),
   fc.record({ t: fc.constant("error" as const), req, error: text, busy: fc.boolean() }),
-).map((m) => ({ ...m }) as ObjectsMessage); // fc.record: null prototype
+).map((m) => structuredClone(m) as ObjectsMessage); // fc.record: null prototypes
 
 function decodeOrDecodeError(b: Uint8Array): ObjectsMessage | DecodeError {
   try {

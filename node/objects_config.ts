@@ -26,6 +26,25 @@ export const storageLabelsSchema = z.strictObject({
   host: label("host of this node (failure domain; default: the node id)"),
 });
 
+export const storageRepairSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe(
+    "re-replicate chunks and manifests after members die (periodic scans and after a death)",
+  ),
+  intervalMs: z.int().min(100).max(86_400_000).default(10_000).describe(
+    "a repair scan of this node's manifests runs this often (ms)",
+  ),
+  afterDeathMs: z.int().min(0).max(3_600_000).default(2000).describe(
+    "a repair scan runs this long after a member is declared dead or left (ms; deaths in " +
+      "between share one scan)",
+  ),
+  maxConcurrentCopies: z.int().min(1).max(256).default(2).describe(
+    "chunk copies a repair scan runs at once (bounded so it does not starve foreground writes)",
+  ),
+  extraProbes: z.int().min(0).max(64).default(2).describe(
+    "nodes beyond the placement targets (in rendezvous order) asked whether they hold a chunk",
+  ),
+});
+
 export const storageSectionSchema = storageConfigSchema.extend({
   requestTimeoutMs: z.number().positive().finite().default(10_000).describe(
     "a chunk or manifest request to a replica fails after this long (ms)",
@@ -53,6 +72,9 @@ export const storageSectionSchema = storageConfigSchema.extend({
   ),
   maxQueuedDiskOps: z.int().min(0).max(100_000).default(64).describe(
     "chunk reads (and, separately, writes) waiting for the disk before more are refused (busy)",
+  ),
+  repair: storageRepairSchema.prefault({}).describe(
+    "re-replication after failures (objects_repair.ts); copies per scan: repairMaxCopiesPerStep",
   ),
   labels: storageLabelsSchema.prefault({}).describe(
     "this node's failure-domain labels, announced to the others",

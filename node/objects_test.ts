@@ -4,19 +4,19 @@
  * another; every chunk ends up on 3 distinct nodes' disks; a Critical object's chunk files
  * hold ciphertext only; a corrupted chunk file is detected, the read succeeds from another
  * replica and the file is repaired; API input errors name the input and malformed frames are
- * dropped and counted; and `kill -9` of a replica holder while a client writes Strong objects
- * loses none of the acknowledged ones.
+ * dropped and counted; DELETE answers 404 afterwards and removes the chunk files from every
+ * holder; `kill -9` of a replica holder while a client writes Strong objects loses none of
+ * the acknowledged ones; and once the survivors declare it dead, re-replication puts every
+ * chunk and manifest back on 3 live nodes' disks (the deleted object stays deleted).
  * Runs against the built binary when MYCELIUM_BINARY is set.
  */
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
-import tls from "node:tls";
 import { join } from "node:path";
-import { attachFramedSocket } from "./framing.ts";
 import { FRAME_OBJECTS } from "./objects.ts";
 import { encodeObjects, type ManifestRecord } from "./objects_codec.ts";
-import { loadNodeIdentity, type NodeIdentity, tlsOptions } from "./pki.ts";
-import { createTestNetwork, nodeEnv, NodeProcess, until } from "./testing.ts";
+import { loadNodeIdentity } from "./pki.ts";
+import { createTestNetwork, nodeEnv, NodeProcess, sendRawFrames, until } from "./testing.ts";
 
 const BINARY = Deno.env.get("MYCELIUM_BINARY") || undefined;
 Deno.env.delete("MYCELIUM_BINARY");
@@ -82,27 +82,23 @@ async function holders(dataDirs: string[], id: string): Promise<number[]> {
   return out;
 }
 
-/** Sends raw FRAME_OBJECTS bodies to `target`'s stream port with a valid network identity. */
-async function sendRawFrames(id: NodeIdentity, target: string, bodies: Uint8Array[]) {
-  const [host, port] = target.split(":");
-  const socket = tls.connect({ ...tlsOptions(id), host, port: Number(port) });
-  await new Promise((resolve, reject) => {
-    socket.once("secureConnect", resolve);
-    socket.once("error", reject);
-  });
-  const conn = attachFramedSocket(socket, {
-    maxFrameBytes: 1 << 24,
-    counters: {},
-    onFrame: () => {},
-    onClose: () => {},
-  });
-  for (const b of bodies) conn.send(FRAME_OBJECTS, b);
-  return conn;
+/** The nodes (by index) whose data dir holds a manifest file (or tombstone) of object `id`. */
+async function manifestHolders(dataDirs: string[], id: string): Promise<number[]> {
+  const name = `${sha(new TextEncoder().encode(id))}.json`;
+  const out: number[] = [];
+  for (const [i, d] of dataDirs.entries()) {
+    try {
+      await Deno.stat(join(d, "manifests", name.slice(0, 2), name));
+      out.push(i);
+    } catch { /* not here */ }
+  }
+  return out;
 }
 
 Deno.test({
   name: `objects (${BINARY ? "binary" : "deno run"}): 5 nodes; replicated chunks on disk; ` +
-    "corrupt replica detected; kill -9 of a replica holder loses no acknowledged write",
+    "corrupt replica detected; DELETE; kill -9 of a replica holder loses no acknowledged " +
+    "write and re-replication restores 3 live replicas",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
@@ -288,7 +284,9 @@ Deno.test({
           /^id: not valid percent-encoding/,
         );
         await bad(send("PUT", "/v1/objects/", small), 400, /^id: /);
-        await bad(send("DELETE", "/v1/objects/x"), 405, /^method DELETE not allowed/);
+        await bad(send("POST", "/v1/objects/x", small), 405, /^method POST not allowed/);
+        await bad(send("DELETE", "/v1/objects/x"), 404, /^no object x$/);
+        await bad(send("DELETE", "/v1/objects/x?manifest=1"), 400, /^manifest: unknown query/);
         await bad(
           send("PUT", "/v1/objects/big", new Uint8Array(4 * 1024 * KiB + 1)),
           413,
@@ -304,7 +302,7 @@ Deno.test({
           chunk: "0".repeat(64),
           bytes: new Uint8Array([1, 2, 3]),
         });
-        const conn = await sendRawFrames(intruder, streams, [
+        const conn = await sendRawFrames(intruder, streams, FRAME_OBJECTS, [
           new TextEncoder().encode("\x01\x00\x05hello"),
           new Uint8Array([9, 9, 9]),
           wrongBytes, // well-formed, but the bytes do not hash to the id: refused, not stored
@@ -318,10 +316,43 @@ Deno.test({
         assert.equal((await getBytes(b, "photos/cat.jpg")).status, 200, "B goes on serving");
       });
 
+      const deleted: string[] = []; // chunk ids of the deleted object
+      await t.step("DELETE: 404 afterwards, the chunk files gone from every holder", async () => {
+        const body = randomBytes(2 * CHUNK + 5000); // 3 chunks of its own
+        const r = await put(b, "doomed", body);
+        assert.equal(r.status, 201, JSON.stringify(r.json));
+        const rec = JSON.parse((await c.get("/v1/objects/doomed?manifest=1")).body);
+        deleted.push(...rec.manifest.chunks);
+        await until("the chunks on 3 disks each", 15_000, async () => {
+          for (const id of deleted) if ((await holders(dataDirs, id)).length !== 3) return false;
+          return true;
+        });
+        const del = await fetch(`http://${d.addresses!.admin}/v1/objects/doomed`, {
+          method: "DELETE",
+        });
+        const dj = await del.json();
+        assert.equal(del.status, 200, JSON.stringify(dj));
+        assert.equal(dj.deleted, true);
+        for (const p of procs) assert.equal((await getBytes(p, "doomed")).status, 404, p.name);
+        assert.equal((await a.get("/v1/objects/doomed?manifest=1")).status, 404);
+        for (const id of deleted) {
+          assert.deepEqual(await holders(dataDirs, id), [], `chunk ${id.slice(0, 12)} on disk`);
+        }
+        // The tombstone is kept (it wins over any stale copy of the record).
+        assert.ok((await manifestHolders(dataDirs, "doomed")).length >= 2);
+        const again = await fetch(`http://${e.addresses!.admin}/v1/objects/doomed`, {
+          method: "DELETE",
+        });
+        assert.equal(again.status, 404, await again.text());
+        assert.equal((await getBytes(a, "photos/cat.jpg")).status, 200, "others untouched");
+      });
+
+      let victimIndex = -1;
+      let killedAt = 0;
+      const acked = new Map<string, string>(); // id -> sha256
       await t.step(
         "kill -9 of a replica holder during Strong writes loses no acknowledged object",
         async () => {
-          const acked = new Map<string, string>(); // id -> sha256
           const failed: string[] = [];
           let killed = false;
           let afterKill = 0;
@@ -350,6 +381,8 @@ Deno.test({
           const victim = rec.replicas[0].map(nodeOf).find((i) => i !== 0)!;
           assert.ok(victim > 0, "a replica holder other than the writer");
           procs[victim].kill("SIGKILL");
+          killedAt = performance.now();
+          victimIndex = victim;
           await procs[victim].exited;
           killed = true;
           await Promise.all(lanes);
@@ -394,6 +427,71 @@ Deno.test({
               "mycelium_storage_chunk_writes_total",
             ]
           ) assert.ok(metric(mb, name) > 0, `${name} on ${survivors[0].name}`);
+        },
+      );
+
+      await t.step(
+        "re-replication: every chunk and manifest back on 3 live nodes once the victim is dead",
+        async () => {
+          const victim = victimIndex;
+          assert.ok(victim > 0);
+          const live = procs.filter((_, i) => i !== victim);
+          const liveIdx = procs.map((_, i) => i).filter((i) => i !== victim);
+          await until("the survivors declare the victim dead", 30_000, async () => {
+            for (const p of live) {
+              const m = await p.json<Array<{ node: string; state: string }>>("/v1/members");
+              if (m.find((x) => x.node === ids[victim])?.state !== "dead") return false;
+            }
+            return true;
+          });
+          const deadAfterMs = performance.now() - killedAt;
+          const objects = ["photos/cat.jpg", "empty", "secret", ...acked.keys()];
+          const chunks = new Set<string>();
+          for (const id of objects) {
+            const r = await live[0].get(`/v1/objects/${encodeURIComponent(id)}?manifest=1`);
+            assert.equal(r.status, 200, `${id}: ${r.body}`);
+            for (const c of (JSON.parse(r.body) as ManifestRecord).manifest.chunks) chunks.add(c);
+          }
+          const liveDirs = liveIdx.map((i) => dataDirs[i]);
+          let short: string[] = [];
+          await until("3 live replicas of every chunk and manifest", 90_000, async () => {
+            short = [];
+            for (const c of chunks) {
+              const n = (await holders(liveDirs, c)).length;
+              if (n < 3) short.push(`chunk ${c.slice(0, 12)}: ${n}`);
+            }
+            for (const id of objects) {
+              const n = (await manifestHolders(liveDirs, id)).length;
+              if (n < 3) short.push(`manifest ${id}: ${n}`);
+            }
+            return short.length === 0;
+          }).catch(() => assert.fail(`still under-replicated: ${short.slice(0, 10).join("; ")}`));
+          const restoredMs = performance.now() - killedAt;
+          console.log(
+            `  ${chunks.size} chunks, ${objects.length} manifests: victim declared dead ` +
+              `${(deadAfterMs / 1000).toFixed(1)} s after kill -9, 3 live replicas of all ` +
+              `${(restoredMs / 1000).toFixed(1)} s after it`,
+          );
+          let copies = 0;
+          let bytes = 0;
+          for (const p of live) {
+            const m = (await p.get("/metrics")).body;
+            copies += metric(m, 'mycelium_storage_repairs_total{kind="chunk"}');
+            bytes += metric(m, "mycelium_storage_repair_bytes_total");
+            assert.ok(/^mycelium_storage_under_replicated_chunks \d+$/m.test(m));
+          }
+          assert.ok(copies > 0 && bytes > 0, `${copies} copies, ${bytes} bytes`);
+          assert.ok(live.some((p) => p.logs.some((l) => l.includes('"storage_repair_finished"'))));
+          // Every object still reads back intact; the deleted one stays deleted.
+          let k = 0;
+          for (const [id, digest] of acked) {
+            const g = await getBytes(live[k++ % live.length], id);
+            assert.equal(g.status, 200, id);
+            assert.equal(sha(g.bytes), digest, id);
+          }
+          assert.equal(sha((await getBytes(live[1], "photos/cat.jpg")).bytes), sha(obj));
+          for (const p of live) assert.equal((await getBytes(p, "doomed")).status, 404);
+          for (const id of deleted) assert.deepEqual(await holders(liveDirs, id), []);
         },
       );
     } finally {

@@ -13,6 +13,7 @@ import { JsonLogger } from "./log.ts";
 import { PromMetrics } from "./metrics.ts";
 import { NodeObjects, ObjectsError, type PutResult } from "./objects.ts";
 import type { StorageSection } from "./objects_config.ts";
+import { bytes, chunkHolders } from "./objects_testing.ts";
 
 interface Cluster {
   nodes: NodeObjects[];
@@ -78,22 +79,6 @@ async function cluster(
   };
 }
 
-function bytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed * 2654435761 + 1;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
-
-async function holdersOf(c: Cluster, chunk: string): Promise<NodeId[]> {
-  const out: NodeId[] = [];
-  for (const [i, o] of c.nodes.entries()) if (await o.chunks.has(chunk)) out.push(c.ids[i]);
-  return out;
-}
-
 const small = { chunkSize: 64 * 1024, hedgeMs: 100, requestTimeoutMs: 1000 };
 
 Deno.test("objects (in process): Strong put on 5 nodes, get from another, 3 replicas per chunk", async () => {
@@ -108,7 +93,7 @@ Deno.test("objects (in process): Strong put on 5 nodes, get from another, 3 repl
     for (const o of c.nodes) await o.drain();
     const rec = await c.nodes[4].findManifest("a");
     for (const [i, id] of rec.manifest.chunks.entries()) {
-      assert.deepEqual((await holdersOf(c, id)).sort(), [...rec.replicas[i]].sort());
+      assert.deepEqual((await chunkHolders(c, id)).sort(), [...rec.replicas[i]].sort());
     }
     // An overwrite is a newer version: every node reads the new bytes.
     const v2 = bytes(1000, 2);
@@ -139,7 +124,7 @@ Deno.test("objects (in process): an unreachable target is replaced; reads and wr
     for (const w of writes) {
       const rec = await c.nodes[3].findManifest(w.id);
       for (const id of rec.manifest.chunks) {
-        const h = (await holdersOf(c, id)).filter((x) => x !== c.ids[1] && x !== c.ids[2]);
+        const h = (await chunkHolders(c, id)).filter((x) => x !== c.ids[1] && x !== c.ids[2]);
         assert.ok(h.length >= 2, `chunk ${id.slice(0, 8)} on ${h.length} reachable nodes`);
       }
       // Reads hedge past the hung node.

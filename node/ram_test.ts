@@ -8,13 +8,11 @@
  * Runs against the built binary when MYCELIUM_BINARY is set.
  */
 import assert from "node:assert/strict";
-import tls from "node:tls";
 import { join } from "node:path";
-import { attachFramedSocket } from "./framing.ts";
-import { loadNodeIdentity, type NodeIdentity, tlsOptions } from "./pki.ts";
+import { loadNodeIdentity } from "./pki.ts";
 import { FRAME_RAM } from "./ram.ts";
 import { encodeRam } from "./ram_codec.ts";
-import { createTestNetwork, nodeEnv, NodeProcess, until } from "./testing.ts";
+import { createTestNetwork, nodeEnv, NodeProcess, sendRawFrames, until } from "./testing.ts";
 import { PAGE_SIZE } from "../core/ram/params.ts";
 
 const BINARY = Deno.env.get("MYCELIUM_BINARY") || undefined;
@@ -64,24 +62,6 @@ function loggedDigests(p: NodeProcess, into: Map<string, string>): void {
     const o = JSON.parse(line);
     into.set(key(o.term, o.epoch), o.digest);
   }
-}
-
-/** Sends raw FRAME_RAM bodies to `target`'s stream port with a valid network identity. */
-async function sendRawFrames(id: NodeIdentity, target: string, bodies: Uint8Array[]) {
-  const [host, port] = target.split(":");
-  const socket = tls.connect({ ...tlsOptions(id), host, port: Number(port) });
-  await new Promise((resolve, reject) => {
-    socket.once("secureConnect", resolve);
-    socket.once("error", reject);
-  });
-  const conn = attachFramedSocket(socket, {
-    maxFrameBytes: 1 << 24,
-    counters: {},
-    onFrame: () => {},
-    onClose: () => {},
-  });
-  for (const b of bodies) conn.send(FRAME_RAM, b);
-  return conn;
 }
 
 Deno.test({
@@ -212,7 +192,7 @@ Deno.test({
           pages: [32 * 256 + 5], // past the 32 MiB image
           contents: [page],
         });
-        const conn = await sendRawFrames(intruder, streams, [
+        const conn = await sendRawFrames(intruder, streams, FRAME_RAM, [
           new TextEncoder().encode("\x01\x00\x05hello"),
           outOfRange,
         ]);

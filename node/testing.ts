@@ -2,8 +2,10 @@
  * Test and cluster support: real node processes on 127.0.0.1 with ephemeral ports, their
  * logs collected, their admin API queried.
  */
+import tls from "node:tls";
 import { join } from "node:path";
-import { genesis, issueNodeCert } from "./pki.ts";
+import { attachFramedSocket, type FramedSocket } from "./framing.ts";
+import { genesis, issueNodeCert, type NodeIdentity, tlsOptions } from "./pki.ts";
 
 const CLI = new URL("./cli.ts", import.meta.url).pathname;
 
@@ -185,3 +187,29 @@ export async function until(
 }
 
 export type MemberView = Array<{ node: string; state: string; incarnation: number; addr: string }>;
+
+/**
+ * Opens a mutual-TLS stream to `target` ("host:port") as `id` (a valid identity of the
+ * network, or not) and sends raw frame bodies of `type`: for tests of malformed input.
+ */
+export async function sendRawFrames(
+  id: NodeIdentity,
+  target: string,
+  type: number,
+  bodies: Uint8Array[],
+): Promise<FramedSocket> {
+  const [host, port] = target.split(":");
+  const socket = tls.connect({ ...tlsOptions(id), host, port: Number(port) });
+  await new Promise((resolve, reject) => {
+    socket.once("secureConnect", resolve);
+    socket.once("error", reject);
+  });
+  const conn = attachFramedSocket(socket, {
+    maxFrameBytes: 1 << 24,
+    counters: {},
+    onFrame: () => {},
+    onClose: () => {},
+  });
+  for (const b of bodies) conn.send(type, b);
+  return conn;
+}

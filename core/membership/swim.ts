@@ -118,6 +118,7 @@ export class Swim implements Protocol<SwimMessage> {
   private seq = 0;
   private awarenessScore = 0;
   private joined = true;
+  private joinAddrs: readonly string[] = [];
   private leaving = false;
   private stopped = false;
   private left = false;
@@ -172,7 +173,8 @@ export class Swim implements Protocol<SwimMessage> {
     this.enqueueSelfAlive();
 
     const seeds = (this.opts.seeds ?? []).filter((s) => s !== host.self);
-    const seedAddrs = host.sendToAddress ? (this.opts.seedAddrs ?? []) : [];
+    this.joinAddrs = this.opts.seedAddrs ?? [];
+    const seedAddrs = host.sendToAddress ? this.joinAddrs : [];
     if (seeds.length > 0 || seedAddrs.length > 0) {
       this.joined = false;
       this.sendJoin();
@@ -224,6 +226,18 @@ export class Swim implements Protocol<SwimMessage> {
   }
   get isJoined(): boolean {
     return this.joined;
+  }
+
+  /**
+   * Joins (again) through these transport addresses, replacing the configured ones: the
+   * node's discovery (node/bootstrap.ts) hands over one source's addresses at a time.
+   * `isJoined` is false until one of them answers.
+   */
+  joinThrough(addrs: readonly string[]): void {
+    if (this.stopped || !this.host.sendToAddress) return;
+    this.joinAddrs = addrs;
+    this.joined = false;
+    this.sendJoin();
   }
   get queuedBroadcasts(): number {
     return this.queue.size;
@@ -554,7 +568,7 @@ export class Swim implements Protocol<SwimMessage> {
     const picks = seeds.length <= 3 ? seeds : pickK(seeds, 3, () => this.host.random());
     const msg = this.localState(true, false);
     for (const s of picks) this.host.send(s, msg);
-    const addrs = (this.opts.seedAddrs ?? []).filter((a) => a !== this.opts.addr);
+    const addrs = this.joinAddrs.filter((a) => a !== this.opts.addr);
     const send = this.host.sendToAddress?.bind(this.host);
     if (send) {
       for (const a of addrs.length <= 3 ? addrs : pickK(addrs, 3, () => this.host.random())) {
