@@ -323,12 +323,7 @@ export function decodeObjects(body: Uint8Array): ObjectsMessage {
     return { ...h, bytes: payload } as ObjectsMessage;
   }
   if (RECORD_PAYLOAD.has(h.t)) {
-    let doc: unknown;
-    try {
-      doc = JSON.parse(utf8Strict.decode(payload));
-    } catch (e) {
-      throw new DecodeError(`${h.t} record is not JSON: ${(e as Error).message}`, payloadAt, e);
-    }
+    const doc = parseObjectPayload(payload, `${h.t} record`, payloadAt);
     const rec = manifestRecordSchema.safeParse(doc);
     if (!rec.success) {
       throw new DecodeError(
@@ -341,12 +336,7 @@ export function decodeObjects(body: Uint8Array): ObjectsMessage {
   }
   const json = JSON_PAYLOAD[h.t];
   if (json) {
-    let doc: unknown;
-    try {
-      doc = JSON.parse(utf8Strict.decode(payload));
-    } catch (e) {
-      throw new DecodeError(`${h.t} payload is not JSON: ${(e as Error).message}`, payloadAt, e);
-    }
+    const doc = parseObjectPayload(payload, `${h.t} payload`, payloadAt);
     const v = json.schema.safeParse(doc);
     if (!v.success) {
       throw new DecodeError(
@@ -361,4 +351,19 @@ export function decodeObjects(body: Uint8Array): ObjectsMessage {
     throw new DecodeError(`${h.t} carries ${payload.length} unexpected bytes`, payloadAt);
   }
   return h as ObjectsMessage;
+}
+
+/**
+ * A JSON object payload exactly as the encoder writes it (compact, `{` to `}`): JSON.parse
+ * alone would take trailing whitespace, and a body with bytes after its message is malformed.
+ */
+function parseObjectPayload(payload: Uint8Array, what: string, at: number): unknown {
+  if (payload.length < 2 || payload[0] !== 0x7b || payload[payload.length - 1] !== 0x7d) {
+    throw new DecodeError(`${what} is not a compact JSON object`, at);
+  }
+  try {
+    return JSON.parse(utf8Strict.decode(payload));
+  } catch (e) {
+    throw new DecodeError(`${what} is not JSON: ${(e as Error).message}`, at, e);
+  }
 }

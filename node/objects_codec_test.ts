@@ -368,3 +368,17 @@ Deno.test("objects: failure domains from labels, else the node id", () => {
   assert.equal(domainOf(id, { region: "eu" }, "region"), "eu");
   assert.equal(manifestKey("a/b"), "object:a/b");
 });
+
+Deno.test("objects codec: whitespace after a JSON payload is trailing bytes too", () => {
+  // Found by the property above: JSON.parse takes trailing whitespace.
+  for (const m of [{ t: "holding", req: 0, answer: { manifests: [], refs: [] } }] as const) {
+    const body = encodeObjects(m as ObjectsMessage);
+    for (const ws of [0x09, 0x0a, 0x0d, 0x20]) {
+      const longer = new Uint8Array(body.length + 1);
+      longer.set(body);
+      longer[body.length] = ws;
+      assert.throws(() => decodeObjects(longer), DecodeError);
+    }
+    assert.deepEqual(decodeObjects(body), m);
+  }
+});
