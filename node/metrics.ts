@@ -63,6 +63,8 @@ export const METRIC_HELP: Readonly<Record<string, string>> = {
     "Latent spore entries discarded, by reason (forged, stale, future-dated, wrong-network, ...)",
   mycelium_spores_dropped_frames_total: "Spore frames dropped as malformed",
   mycelium_spores_messages_sent_total: "Latent gossip messages sent",
+  mycelium_spores_bytes_sent_total:
+    "Bytes of Latent gossip frame bodies sent (stream framing and TLS excluded)",
   mycelium_spores_latent_entries: "Node entries held in the Latent spore map",
   mycelium_spores_seed_writes_total: "Seed spore snapshots this node signed and wrote",
   mycelium_spores_seed_version: "Version of the seed spore this node wrote last",

@@ -171,9 +171,10 @@ export class NodeSpores {
       log: p.log,
       metrics: p.metrics,
       send: (to, msg) => {
-        if (p.sendFrame(to, encodeSpores(msg))) {
-          p.metrics.inc("mycelium_spores_messages_sent_total");
-        }
+        const body = encodeSpores(msg);
+        if (!p.sendFrame(to, body)) return;
+        p.metrics.inc("mycelium_spores_messages_sent_total");
+        p.metrics.inc("mycelium_spores_bytes_sent_total", body.length);
       },
       sendToAddress: () => {},
       onTimer: (key) => key === "seed-write" ? this.writeSeedSoon() : this.gossip.onTimer(key),
