@@ -104,6 +104,15 @@ Deno.test({
         assert.match(metrics, /^mycelium_consensus_height \d+/m);
         assert.match(metrics, /mycelium_consensus_commit_latency_seconds_bucket/);
         assert.match(metrics, /mycelium_trust_score\{node="[0-9a-f]{32}"\} 0\.9/);
+        // A voter's signed Latent entry claims its consensus-ordered trust (genesis 0.9), so
+        // the claim and the ordered table agree.
+        const { entries } = await procs[0].json<
+          { entries: Array<{ node: string; trust: number }> }
+        >(
+          "/v1/spores/latent",
+        );
+        const own = entries.find((e) => e.node === procs[0].addresses!.nodeId);
+        assert.equal(own?.trust, 0.9, JSON.stringify(entries));
       });
 
       await t.step("a session's retry at another node gets the first outcome", async () => {

@@ -330,6 +330,7 @@ export class MyceliumNode {
         sendFrame: (to, body) => n.sendFrame(to, FRAME_SPORES, body),
         status: () => n.ownStatus(),
         members: () => n.seedMembers(),
+        trustOf: (node) => n.trustOf(node),
         isMember: () => n.swim.isJoined && n.bootstrapped !== null,
       });
       await node.spores.start(node.storagePeers().map((p) => p.id));
@@ -645,8 +646,9 @@ export class MyceliumNode {
     const disk = this.diskUsage();
     return {
       health: a === 0 ? "ok" as const : a < 4 ? "degraded" as const : "failing" as const,
-      // No certified Primary on the node: every node claims the starting trust.
-      trust: 0.5,
+      // The consensus-ordered trust table where this node runs consensus (the same on every
+      // voter); elsewhere the starting score (the node holds no certified Primary).
+      trust: this.trustOf(this.identity.nodeId) ?? 0.5,
       usage: {
         cpu: 0,
         memory: Math.min(1, mem),
@@ -673,6 +675,11 @@ export class MyceliumNode {
       }
     }
     return this.disk.used;
+  }
+
+  /** A node's score in the consensus trust table, if this node runs consensus. */
+  trustOf(node: NodeId): number | undefined {
+    return this.consensus?.state.trust.get(node);
   }
 
   /** This node and the live members, for a seed spore. */

@@ -17,9 +17,10 @@
  *   node's seed location may be that URL. Files are written to a temporary name, fsync'd,
  *   renamed and the directory fsync'd: a reader never sees half a seed (and if it did,
  *   `readSeed` reports it truncated).
- * - Primary. Not on the node: the node's consensus orders a key-value store, not the
- *   membership/trust/config state the Primary spore needs, so the node announces Primary
- *   height 0, adopts none, and a lower-tier entry is never checked against one. The
+ * - Primary. Not on the node: the node's consensus orders a key-value store and a trust
+ *   table, not the membership/config state the Primary spore needs, so the node announces
+ *   Primary height 0, adopts none, and a lower-tier entry is never checked against one.
+ *   Trust claims come from the consensus trust table where the node runs consensus. The
  *   simulator runs the Primary tier (sim/spores/).
  *
  * A seed's writer is checked by signature only (anyone can make a key pair): a forged seed
@@ -79,6 +80,8 @@ export interface NodeSporesParts {
   status(): OwnStatus;
   /** This node (first) and the members alive now, for a seed. */
   members(): SeedMember[];
+  /** A node's consensus-ordered trust score, where this node runs consensus. */
+  trustOf?(node: NodeId): number | undefined;
   /** Whether this node is a member (joined, or the founder of the network). */
   isMember(): boolean;
 }
@@ -272,7 +275,8 @@ export class NodeSpores {
 
   /** Signs a snapshot of the live members and writes it to every location it keeps. */
   async writeSeedNow(): Promise<SeedSnapshot> {
-    const trustOf = (n: NodeId) => this.gossip.entryOf(n)?.trust ?? 0.5;
+    // Consensus-ordered trust where this node runs consensus, else what the member claims.
+    const trustOf = (n: NodeId) => this.p.trustOf?.(n) ?? this.gossip.entryOf(n)?.trust ?? 0.5;
     const entries: SeedEntry[] = this.p.members().map((m) => ({
       node: m.node,
       tier: m.tier,
