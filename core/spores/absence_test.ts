@@ -124,19 +124,26 @@ Deno.test("property: trust stays in [0, 1] through any penalties and refunds", (
   );
 });
 
+/** N starting scores between `minBp` and `maxBp` basis points. */
+const startingTrust = (minBp: number, maxBp: number) =>
+  fc.array(fc.integer({ min: minBp, max: maxBp }).map((b) => b / 10_000), {
+    minLength: N,
+    maxLength: N,
+  });
+
+/** Whether a record excuses (node, round): the node was on a minority side then. */
+const excusedBy = (record: PartitionRecord) => (node: NodeId, round: number) =>
+  inMinority(node, round, [record], () => ids);
+
 Deno.test("property: penalise then excuse = never penalising the excused rounds (no clamp)", () => {
   fc.assert(
     fc.property(
       // At most 14 rounds of -0.02 from >= 0.3: the clamp at 0 is never hit.
-      fc.array(fc.integer({ min: 3_000, max: 10_000 }).map((b) => b / 10_000), {
-        minLength: N,
-        maxLength: N,
-      }),
+      startingTrust(3_000, 10_000),
       fc.array(roundArb, { maxLength: 14 }),
       recordArb,
       (trust0, rounds, record) => {
-        const excused = (node: NodeId, round: number) =>
-          inMinority(node, round, [record], () => ids);
+        const excused = excusedBy(record);
         const a = excusePartition(run(trust0, rounds), record);
         const b = run(trust0, rounds, excused);
         assert.deepEqual(a.trust, b.trust);
@@ -151,15 +158,11 @@ Deno.test("property: penalise then excuse = never penalising the excused rounds 
 Deno.test("property: with the clamp, the refund never leaves a node below never-penalised", () => {
   fc.assert(
     fc.property(
-      fc.array(fc.integer({ min: 0, max: 1_000 }).map((b) => b / 10_000), {
-        minLength: N,
-        maxLength: N,
-      }),
+      startingTrust(0, 1_000),
       fc.array(roundArb, { maxLength: 14 }),
       recordArb,
       (trust0, rounds, record) => {
-        const excused = (node: NodeId, round: number) =>
-          inMinority(node, round, [record], () => ids);
+        const excused = excusedBy(record);
         const a = excusePartition(run(trust0, rounds), record);
         const b = run(trust0, rounds, excused);
         for (const id of ids) assert.ok(a.trust.get(id)! >= b.trust.get(id)!);
