@@ -5,13 +5,13 @@
  */
 import { ConfigError } from "../core/errors.ts";
 import type { DurableStore, Host, Logger, Metrics } from "../core/host.ts";
-import { MemoryStore } from "../core/host.ts";
 import { IdInterner, type NodeId, nodeIdFromPublicKey } from "../core/ids.ts";
 import { swimEncodedSize } from "../core/membership/codec.ts";
 import type { SwimMessage } from "../core/membership/messages.ts";
 import { Swim } from "../core/membership/swim.ts";
 import { suspicionBounds } from "../core/membership/config.ts";
 import { closeUptime, Engine, runSliced } from "./engine.ts";
+import { lifeTimers, newNodeRuntime, nodeClock, type NodeRuntime } from "./node_runtime.ts";
 import { MembershipObserver, type Violation } from "./membership_observer.ts";
 import { dropReasonName, NetworkModel } from "./network.ts";
 import { scheduleFaults } from "./fault_schedule.ts";
@@ -32,26 +32,12 @@ const MSG_CODE: Record<SwimMessage["t"], number> = {
   pushpull: 6,
 };
 
-export interface SimNode extends NodeInfo {
-  readonly index: number;
+export interface SimNode extends NodeInfo, NodeRuntime {
   readonly id: NodeId;
   readonly startAt: number;
   readonly isJoiner: boolean;
-  up: boolean;
   left: boolean;
-  life: number;
   proto: Swim | null;
-  readonly store: MemoryStore;
-  readonly netRng: Rng;
-  timers: Map<string, number>;
-  timerGen: number;
-  clockOffset: number;
-  clockDrift: number;
-  bytesSent: number;
-  bytesReceived: number;
-  msgsSent: number;
-  upSince: number;
-  upMs: number;
 }
 
 export type { CheckResult, FaultAccount } from "./checks.ts";
@@ -116,6 +102,8 @@ class SimHost implements Host<SwimMessage> {
   readonly log: Logger;
   readonly metrics: Metrics;
   private readonly rng: Rng;
+  readonly setTimer: (key: string, delayMs: number) => void;
+  readonly cancelTimer: (key: string) => void;
 
   constructor(
     private readonly sim: Simulation,
@@ -128,35 +116,24 @@ class SimHost implements Host<SwimMessage> {
     this.log = sim.logger;
     this.metrics = sim.metrics;
     this.rng = sim.rootRng.derive(`node/${node.name}/life/${life}`);
+    ({ setTimer: this.setTimer, cancelTimer: this.cancelTimer } = lifeTimers(
+      sim.engine,
+      sim.kTimer,
+      node,
+      life,
+    ));
   }
   private get current(): boolean {
     return this.node.up && this.node.life === this.life;
   }
   now(): number {
-    return this.node.clockOffset + this.sim.engine.now * (1 + this.node.clockDrift);
+    return nodeClock(this.node, this.sim.engine.now);
   }
   random(): number {
     return this.rng.next();
   }
   send(to: NodeId, msg: SwimMessage): void {
     if (this.current) this.sim.send(this.node, to, msg);
-  }
-  setTimer(key: string, delayMs: number): void {
-    if (!this.current) return;
-    const gen = ++this.node.timerGen;
-    this.node.timers.set(key, gen);
-    // A drifting clock runs its timers fast or slow in virtual time.
-    const virtualDelay = Math.max(0, delayMs) / (1 + this.node.clockDrift);
-    this.sim.engine.schedule(
-      this.sim.engine.now + virtualDelay,
-      this.sim.kTimer,
-      this.node.index,
-      gen,
-      key,
-    );
-  }
-  cancelTimer(key: string): void {
-    if (this.current) this.node.timers.delete(key);
   }
 }
 
@@ -235,21 +212,9 @@ export class Simulation {
           region: g.region,
           startAt,
           isJoiner,
-          up: false,
+          ...newNodeRuntime(this.rootRng, name),
           left: false,
-          life: 0,
           proto: null,
-          store: new MemoryStore(),
-          netRng: this.rootRng.derive(`net/${name}`),
-          timers: new Map(),
-          timerGen: 0,
-          clockOffset: 0,
-          clockDrift: 0,
-          bytesSent: 0,
-          bytesReceived: 0,
-          msgsSent: 0,
-          upSince: 0,
-          upMs: 0,
         };
         this.nodes.push(node);
         this.byId.set(id, node);

@@ -11,7 +11,6 @@
  */
 import { ConfigError } from "../../core/errors.ts";
 import type { Logger, Metrics } from "../../core/host.ts";
-import { MemoryStore } from "../../core/host.ts";
 import { IdInterner, type NodeId, nodeIdFromPublicKey } from "../../core/ids.ts";
 import { commitDigest } from "../../core/consensus/commit_reveal.ts";
 import { type Applied, ReplicatedState } from "../../core/consensus/state.ts";
@@ -35,6 +34,7 @@ import {
   violationResult,
 } from "../checks.ts";
 import { closeUptime, Engine, runSliced } from "../engine.ts";
+import { lifeTimers, newNodeRuntime, nodeClock, type NodeRuntime } from "../node_runtime.ts";
 import { scheduleFaults } from "../fault_schedule.ts";
 import { NetworkModel } from "../network.ts";
 import { Rng } from "../rng.ts";
@@ -48,29 +48,15 @@ import { percentile } from "../summary.ts";
 
 const DATAGRAM_OVERHEAD = 28;
 
-interface Instance extends NodeInfo {
-  readonly index: number;
+interface Instance extends NodeInfo, NodeRuntime {
   readonly startAt: number;
   readonly id: NodeId;
   readonly twinOf: number | null;
   readonly behaviours: Set<ByzantineBehaviour>;
   correct: boolean;
-  up: boolean;
-  life: number;
   proto: Tendermint | null;
   state: ReplicatedState | null;
-  readonly store: MemoryStore;
-  readonly netRng: Rng;
   readonly rng: Rng;
-  timers: Map<string, number>;
-  timerGen: number;
-  clockOffset: number;
-  clockDrift: number;
-  bytesSent: number;
-  bytesReceived: number;
-  msgsSent: number;
-  upSince: number;
-  upMs: number;
   /** Recently received consensus messages (the replay adversary's ammunition). */
   seen: ConsensusMessage[];
   /** Commit-reveal work of this executor: task -> what it committed. */
@@ -409,22 +395,10 @@ export class ConsensusSimulation {
       twinOf,
       behaviours: new Set(),
       correct: true,
-      up: false,
-      life: 0,
+      ...newNodeRuntime(this.rootRng, name),
       proto: null,
       state: null,
-      store: new MemoryStore(),
-      netRng: this.rootRng.derive(`net/${name}`),
       rng: this.rootRng.derive(`node/${name}`),
-      timers: new Map(),
-      timerGen: 0,
-      clockOffset: 0,
-      clockDrift: 0,
-      bytesSent: 0,
-      bytesReceived: 0,
-      msgsSent: 0,
-      upSince: 0,
-      upMs: 0,
       seen: [],
       exec: new Map(),
       startAt: g?.start.at ?? 0,
@@ -461,22 +435,12 @@ export class ConsensusSimulation {
       storage: n.store,
       log: quietLog,
       metrics: this.metrics,
-      now: () => n.clockOffset + this.engine.now * (1 + n.clockDrift),
+      now: () => nodeClock(n, this.engine.now),
       random: () => n.rng.next(),
       send: (to: NodeId, msg: ConsensusMessage) => {
         if (current()) this.send(n, to, msg);
       },
-      setTimer: (key: string, delayMs: number) => {
-        if (!current()) return;
-        const gen = ++n.timerGen;
-        n.timers.set(key, gen);
-        // A drifting clock runs its timers fast or slow in virtual time.
-        const virtualDelay = Math.max(0, delayMs) / (1 + n.clockDrift);
-        this.engine.schedule(this.engine.now + virtualDelay, this.kTimer, n.index, gen, key);
-      },
-      cancelTimer: (key: string) => {
-        if (current()) n.timers.delete(key);
-      },
+      ...lifeTimers(this.engine, this.kTimer, n, life),
       sign: (payload: string) => this.sigs.sign(n.id, payload),
     };
   }

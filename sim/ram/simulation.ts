@@ -19,7 +19,6 @@
  */
 import { ConfigError } from "../../core/errors.ts";
 import type { Host, Logger } from "../../core/host.ts";
-import { MemoryStore } from "../../core/host.ts";
 import { IdInterner, type NodeId, nodeIdFromPublicKey } from "../../core/ids.ts";
 import { resolveParams } from "../../core/ram/config.ts";
 import type { RamEvent } from "../../core/ram/events.ts";
@@ -41,6 +40,7 @@ import {
   violationResult,
 } from "../checks.ts";
 import { closeUptime, Engine, runSliced } from "../engine.ts";
+import { lifeTimers, newNodeRuntime, nodeClock, type NodeRuntime } from "../node_runtime.ts";
 import { scheduleFaults } from "../fault_schedule.ts";
 import type { Violation } from "../membership_observer.ts";
 import { dropReasonName, NetworkModel } from "../network.ts";
@@ -56,27 +56,13 @@ import { chooseProfile, meanRttMs } from "./profile.ts";
 import { SimImage } from "./image.ts";
 import { faultWindows, WindowCursor } from "./windows.ts";
 
-export interface RamNode extends NodeInfo {
-  readonly index: number;
+export interface RamNode extends NodeInfo, NodeRuntime {
   readonly id: NodeId;
   readonly startAt: number;
-  up: boolean;
-  life: number;
   rep: RamReplicator<number> | null;
   /** The relay router around `rep`, when some VM of the scenario uses relays. */
   mp: MultipathRam<number> | null;
-  readonly store: MemoryStore;
-  readonly netRng: Rng;
   readonly rng: Rng;
-  timers: Map<string, number>;
-  timerGen: number;
-  clockOffset: number;
-  clockDrift: number;
-  bytesSent: number;
-  bytesReceived: number;
-  msgsSent: number;
-  upSince: number;
-  upMs: number;
   /** VMs (indices) this node is primary of, from the replicator's events. */
   readonly primaryOf: Set<number>;
 }
@@ -438,22 +424,10 @@ export class RamSimulation {
       region: g.region,
       id,
       startAt: g.start.at,
-      up: false,
-      life: 0,
+      ...newNodeRuntime(this.rootRng, name),
       rep: null,
       mp: null,
-      store: new MemoryStore(),
-      netRng: this.rootRng.derive(`net/${name}`),
       rng: this.rootRng.derive(`node/${name}`),
-      timers: new Map(),
-      timerGen: 0,
-      clockOffset: 0,
-      clockDrift: 0,
-      bytesSent: 0,
-      bytesReceived: 0,
-      msgsSent: 0,
-      upSince: 0,
-      upMs: 0,
       primaryOf: new Set(),
     };
     this.nodes.push(n);
@@ -508,22 +482,12 @@ export class RamSimulation {
       storage: n.store,
       log: this.log,
       metrics: this.metrics,
-      now: () => n.clockOffset + this.engine.now * (1 + n.clockDrift),
+      now: () => nodeClock(n, this.engine.now),
       random: () => n.rng.next(),
       send: (to, msg) => {
         if (current()) this.send(n, to, msg);
       },
-      setTimer: (key, delayMs) => {
-        if (!current()) return;
-        const gen = ++n.timerGen;
-        n.timers.set(key, gen);
-        // A drifting clock runs its timers fast or slow in virtual time.
-        const virtualDelay = Math.max(0, delayMs) / (1 + n.clockDrift);
-        this.engine.schedule(this.engine.now + virtualDelay, this.kTimer, n.index, gen, key);
-      },
-      cancelTimer: (key) => {
-        if (current()) n.timers.delete(key);
-      },
+      ...lifeTimers(this.engine, this.kTimer, n, life),
     };
   }
 

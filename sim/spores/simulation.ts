@@ -27,7 +27,7 @@
  */
 import { ConfigError } from "../../core/errors.ts";
 import type { Host, Logger } from "../../core/host.ts";
-import { MemoryStore, nullMetrics } from "../../core/host.ts";
+import { nullMetrics } from "../../core/host.ts";
 import { IdInterner, type NodeId, nodeIdFromPublicKey } from "../../core/ids.ts";
 import {
   DISCOVERY_ORDER,
@@ -77,6 +77,7 @@ import {
 } from "../../core/spores/types.ts";
 import { type CheckResult, declared, type FaultAccount } from "../checks.ts";
 import { closeUptime, Engine, runSliced } from "../engine.ts";
+import { lifeTimers, newNodeRuntime, nodeClock, type NodeRuntime } from "../node_runtime.ts";
 import { scheduleFaults } from "../fault_schedule.ts";
 import type { Violation } from "../membership_observer.ts";
 import { dropReasonName, latencySampler, NetworkModel } from "../network.ts";
@@ -110,32 +111,18 @@ interface ByzSpec {
   readonly perMessage: number;
 }
 
-export interface SporeNode extends NodeInfo {
-  readonly index: number;
+export interface SporeNode extends NodeInfo, NodeRuntime {
   readonly id: NodeId;
   readonly startAt: number;
   readonly genesis: boolean;
   readonly byz: readonly ByzSpec[];
   readonly admitTrust: number;
   readonly sign: SignFn;
-  readonly store: MemoryStore;
-  readonly netRng: Rng;
   readonly rng: Rng;
-  up: boolean;
-  life: number;
   state: NodeState;
   active: boolean;
   everActive: boolean;
   proto: LatentGossip | null;
-  timers: Map<string, number>;
-  timerGen: number;
-  clockOffset: number;
-  clockDrift: number;
-  bytesSent: number;
-  bytesReceived: number;
-  msgsSent: number;
-  upSince: number;
-  upMs: number;
   firstActiveAt: number | null;
   /** The cached spore (durable): Sclerotia it was connected to. */
   cached: number[];
@@ -496,24 +483,12 @@ export class SporeSimulation {
         byz: byz[index],
         admitTrust: trust[index],
         sign: modelSigner(id),
-        store: new MemoryStore(),
-        netRng: this.rootRng.derive(`net/${x.name}`),
+        ...newNodeRuntime(this.rootRng, x.name),
         rng: this.rootRng.derive(`node/${x.name}`),
-        up: false,
-        life: 0,
         state: "down",
         active: false,
         everActive: false,
         proto: null,
-        timers: new Map(),
-        timerGen: 0,
-        clockOffset: 0,
-        clockDrift: 0,
-        bytesSent: 0,
-        bytesReceived: 0,
-        msgsSent: 0,
-        upSince: 0,
-        upMs: 0,
         firstActiveAt: null,
         cached: [],
         conns: [],
@@ -685,7 +660,7 @@ export class SporeSimulation {
   }
 
   private nodeNow(n: SporeNode): number {
-    return n.clockOffset + this.engine.now * (1 + n.clockDrift);
+    return nodeClock(n, this.engine.now);
   }
 
   private alive(n: SporeNode, life: number): boolean {
@@ -912,16 +887,7 @@ export class SporeSimulation {
       send: (to, msg) => {
         if (current()) this.sendSpore(n, to, msg);
       },
-      setTimer: (key, delayMs) => {
-        if (!current()) return;
-        const gen = ++n.timerGen;
-        n.timers.set(key, gen);
-        const virtualDelay = Math.max(0, delayMs) / (1 + n.clockDrift);
-        this.engine.schedule(this.engine.now + virtualDelay, this.kTimer, n.index, gen, key);
-      },
-      cancelTimer: (key) => {
-        if (current()) n.timers.delete(key);
-      },
+      ...lifeTimers(this.engine, this.kTimer, n, life),
     };
   }
 
