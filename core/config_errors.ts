@@ -5,6 +5,7 @@
  * decoders wrap it in `DecodeError`.
  */
 import type { z } from "zod";
+import { ConfigError } from "./errors.ts";
 
 type Issue = z.core.$ZodIssue;
 
@@ -94,4 +95,18 @@ export function formatZodError(err: z.ZodError, rootPath: string): string {
   const out: string[] = [];
   for (const issue of err.issues as Issue[]) renderIssue(issue, rootPath, out);
   return out.join("; ");
+}
+
+/**
+ * Validates a config section with its schema (absent input: the defaults); a bad value
+ * throws ConfigError naming the field's full path under `path`.
+ */
+export function parseSection<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  path: string,
+): z.output<S> {
+  const r = schema.safeParse(input ?? {});
+  if (!r.success) throw new ConfigError(formatZodError(r.error, path), path);
+  return r.data;
 }

@@ -4,8 +4,7 @@
  * here as a two-entry push-pull so that probing a member that is really gone stays cheap.
  */
 import { z } from "zod";
-import { formatZodError } from "../config_errors.ts";
-import { ConfigError } from "../errors.ts";
+import { parseSection } from "../config_errors.ts";
 
 const ms = (def: number, what: string) =>
   z.number().nonnegative().finite().default(def).describe(`${what} (ms)`);
@@ -45,9 +44,7 @@ export type SwimConfig = z.infer<typeof swimConfigSchema>;
 export type SwimConfigInput = z.input<typeof swimConfigSchema>;
 
 export function parseSwimConfig(input: unknown, path = "membership"): SwimConfig {
-  const r = swimConfigSchema.safeParse(input ?? {});
-  if (!r.success) throw new ConfigError(formatZodError(r.error, path), path);
-  return r.data;
+  return parseSection(swimConfigSchema, input, path);
 }
 
 export const defaultSwimConfig: SwimConfig = swimConfigSchema.parse({});

@@ -30,8 +30,7 @@
  *   (an AP write) and every `refreshMs` (jittered), always with a fresh HLC timestamp.
  */
 import { z } from "zod";
-import { formatZodError } from "../config_errors.ts";
-import { ConfigError } from "../errors.ts";
+import { parseSection } from "../config_errors.ts";
 import type { Host, Protocol } from "../host.ts";
 import type { NodeId } from "../ids.ts";
 import { compareHlc, type Hlc, HLC_ZERO, hlcReceive, hlcTick } from "./hlc.ts";
@@ -93,9 +92,7 @@ export const sporeGossipConfigSchema = z.strictObject({
 export type SporeGossipConfig = z.output<typeof sporeGossipConfigSchema>;
 
 export function parseSporeGossipConfig(input: unknown, path = "spores.gossip"): SporeGossipConfig {
-  const r = sporeGossipConfigSchema.safeParse(input ?? {});
-  if (!r.success) throw new ConfigError(formatZodError(r.error, path), path);
-  return r.data;
+  return parseSection(sporeGossipConfigSchema, input, path);
 }
 
 // ---- messages ----

@@ -24,8 +24,8 @@
  * all of this with fast-check, including against the unbounded map.
  */
 import { z } from "zod";
-import { formatZodError } from "../config_errors.ts";
-import { ConfigError, DecodeError } from "../errors.ts";
+import { formatZodError, parseSection } from "../config_errors.ts";
+import { DecodeError } from "../errors.ts";
 import type { NodeId } from "../ids.ts";
 import { compareHlc, type Hlc, hlcSchema } from "./hlc.ts";
 import { contradiction, DEFAULT_TRUST_TOLERANCE, type PrimaryView } from "./primary.ts";
@@ -447,7 +447,5 @@ export const latentConfigSchema = z.strictObject({
 export type LatentConfig = z.output<typeof latentConfigSchema>;
 
 export function parseLatentConfig(input: unknown, path = "spores.latent"): LatentConfig {
-  const r = latentConfigSchema.safeParse(input ?? {});
-  if (!r.success) throw new ConfigError(formatZodError(r.error, path), path);
-  return r.data;
+  return parseSection(latentConfigSchema, input, path);
 }

@@ -16,8 +16,8 @@
  * write cut short at any byte reads as `truncated`, never as a smaller valid snapshot.
  */
 import { z } from "zod";
-import { formatZodError } from "../config_errors.ts";
-import { ConfigError, MyceliumError } from "../errors.ts";
+import { formatZodError, parseSection } from "../config_errors.ts";
+import { MyceliumError } from "../errors.ts";
 import type { NodeId } from "../ids.ts";
 import {
   compareStrings,
@@ -294,7 +294,5 @@ export const seedConfigSchema = z.strictObject({
 export type SeedConfig = z.output<typeof seedConfigSchema>;
 
 export function parseSeedConfig(input: unknown, path = "spores.seed"): SeedConfig {
-  const r = seedConfigSchema.safeParse(input ?? {});
-  if (!r.success) throw new ConfigError(formatZodError(r.error, path), path);
-  return r.data;
+  return parseSection(seedConfigSchema, input, path);
 }

@@ -1,7 +1,6 @@
 /** Storage parameters (DESIGN.md section 5, Storage): one zod schema with the defaults. */
 import { z } from "zod";
-import { formatZodError } from "../config_errors.ts";
-import { ConfigError } from "../errors.ts";
+import { parseSection } from "../config_errors.ts";
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE } from "./chunks.ts";
 import { storageClassSchema } from "./classes.ts";
 import { consistencySchema } from "./consistency.ts";
@@ -31,7 +30,5 @@ export type StorageConfig = z.output<typeof storageConfigSchema>;
 export type StorageConfigInput = z.input<typeof storageConfigSchema>;
 
 export function parseStorageConfig(input: unknown, path = "storage"): StorageConfig {
-  const r = storageConfigSchema.safeParse(input ?? {});
-  if (!r.success) throw new ConfigError(formatZodError(r.error, path), path);
-  return r.data;
+  return parseSection(storageConfigSchema, input, path);
 }
